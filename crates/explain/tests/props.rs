@@ -1,0 +1,179 @@
+//! Property tests: no input makes `explain` or `dsn::build` panic, and every report parses
+//! back into three parts with one delivery-status group per recipient.
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use homing_explain::dsn::{DsnAction, DsnRecipient, DsnReport, build};
+use homing_explain::{DnsEvidence, Evidence, Explanation, ReplyEvidence, Stage, explain};
+use proptest::prelude::*;
+use support::{get, groups, parse};
+
+fn stage() -> impl Strategy<Value = Stage> {
+    proptest::sample::select(Stage::ALL.to_vec())
+}
+
+fn reply() -> impl Strategy<Value = ReplyEvidence> {
+    (
+        prop_oneof![0u16..1000, 200u16..600, Just(u16::MAX)],
+        proptest::option::of(prop_oneof!["[245]\\.[0-9]{1,3}\\.[0-9]{1,3}", ".{0,12}",]),
+        prop_oneof![
+            ".{0,300}",
+            "(user unknown|spam|blocked using [a-z.]{0,20}|quota|\\[[0-9.:a-f]{0,40}\\]|[{}]|\r|\n| ){0,12}",
+        ],
+    )
+        .prop_map(|(code, status, text)| ReplyEvidence { code, status, text })
+}
+
+fn evidence() -> impl Strategy<Value = Evidence> {
+    (
+        stage(),
+        proptest::option::of(reply()),
+        proptest::option::of(prop_oneof![
+            Just(DnsEvidence::NxDomain),
+            Just(DnsEvidence::NullMx),
+            Just(DnsEvidence::NoMailHost),
+            ".{0,40}".prop_map(DnsEvidence::TempFail),
+            ".{0,40}".prop_map(DnsEvidence::MailLoop),
+        ]),
+        proptest::option::of(".{0,60}"),
+        proptest::option::of(".{0,60}"),
+        ".{0,40}",
+        proptest::option::of(".{0,40}"),
+        proptest::option::of(".{0,40}"),
+    )
+        .prop_map(|(stage, reply, dns, network, tls, domain, remote_host, remote_ip)| Evidence {
+            stage,
+            reply,
+            dns,
+            network,
+            tls,
+            domain,
+            remote_host,
+            remote_ip,
+        })
+}
+
+fn time() -> impl Strategy<Value = SystemTime> {
+    prop_oneof![
+        (0u64..8_000_000_000).prop_map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+        Just(UNIX_EPOCH - Duration::from_secs(1)),
+    ]
+}
+
+fn action() -> impl Strategy<Value = DsnAction> {
+    proptest::sample::select(vec![
+        DsnAction::Failed,
+        DsnAction::Delayed,
+        DsnAction::Delivered,
+        DsnAction::Relayed,
+        DsnAction::Expanded,
+    ])
+}
+
+fn recipient() -> impl Strategy<Value = DsnRecipient> {
+    (
+        ".{0,80}",
+        proptest::option::of(".{0,60}"),
+        action(),
+        ".{0,10}",
+        proptest::option::of(".{0,60}"),
+        proptest::option::of(prop_oneof![".{0,400}", "[a-z\r\n ]{0,200}", "[^ ]{900,1200}"]),
+        proptest::option::of(time()),
+        proptest::option::of(time()),
+        proptest::option::of(evidence()),
+    )
+        .prop_map(
+            |(
+                final_recipient,
+                original_recipient,
+                action,
+                status,
+                remote_mta,
+                diagnostic,
+                last,
+                until,
+                ev,
+            )| {
+                DsnRecipient {
+                    final_recipient,
+                    original_recipient,
+                    action,
+                    status,
+                    remote_mta,
+                    diagnostic,
+                    last_attempt: last,
+                    will_retry_until: until,
+                    explanation: ev.map(|e| explain(&e)),
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn explain_never_panics(ev in evidence(), days in 0u64..40) {
+        let e = explain(&ev);
+        let s = e.summary();
+        prop_assert!(!s.contains('\n') && !s.contains('\r'));
+        let status: homing_smtp::EnhancedStatus = e.status.parse().map_err(|err| TestCaseError::fail(format!("{err}")))?;
+        prop_assert!(matches!(status.class, 2 | 4 | 5));
+        let x = Explanation::expired(&e, Duration::from_secs(days * 86_400));
+        prop_assert!(x.hard && x.status.starts_with("5."));
+    }
+
+    #[test]
+    fn build_always_yields_a_parseable_report(
+        reporting_mta in ".{0,60}",
+        postmaster in ".{0,60}",
+        to in ".{0,60}",
+        message_id in ".{0,60}",
+        envid in proptest::option::of(".{0,40}"),
+        queue_id in ".{0,30}",
+        received_from_mta in proptest::option::of(".{0,60}"),
+        return_full in any::<bool>(),
+        original in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..600),
+            "(Subject: [^\r\n]{0,80}\r?\n|\r?\n|--=_homing_[0-9a-f]{16}_0|body\r|x{0,1100}){0,10}".prop_map(String::into_bytes),
+        ],
+        date in time(),
+        arrival in time(),
+        recipients in proptest::collection::vec(recipient(), 0..4),
+    ) {
+        let n = recipients.len();
+        let report = DsnReport {
+            reporting_mta, postmaster, to, date, message_id, envid, queue_id,
+            arrival_date: arrival, received_from_mta, return_full,
+            original: &original, recipients,
+        };
+        let out = build(&report);
+        let r = parse(&out).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(r.parts.len(), 3);
+        let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(out.len());
+        for line in out[..head_end].split(|&b| b == b'\n') {
+            prop_assert!(line.len() <= 998);
+        }
+        for line in r.parts[1].body.split(|&b| b == b'\n') {
+            prop_assert!(line.len() <= 998);
+        }
+        prop_assert!(r.parts[1].body.is_ascii());
+        let g = groups(&r.parts[1].body).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(g.len(), n + 1);
+        prop_assert!(get(&g[0], "Reporting-MTA").is_some_and(|v| v.starts_with("dns;")));
+        for group in &g[1..] {
+            prop_assert!(get(group, "Final-Recipient").is_some());
+            prop_assert!(get(group, "Action").is_some());
+            let status = get(group, "Status").unwrap_or("");
+            prop_assert!(status.parse::<homing_smtp::EnhancedStatus>().is_ok(), "{}", status);
+        }
+        if return_full {
+            // RFC 2046: the original travels unchanged apart from line endings.
+            let normal = String::from_utf8_lossy(&original).replace("\r\n", "\n").replace('\r', "\n");
+            let got = String::from_utf8_lossy(&r.parts[2].body).replace("\r\n", "\n");
+            prop_assert_eq!(got, normal);
+        }
+    }
+}

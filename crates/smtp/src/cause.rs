@@ -1,0 +1,387 @@
+//! The one mapping from why homing's server answers to what it answers: reply code,
+//! enhanced status code (RFC 3463, IANA "Enumerated Status Codes", RFC 2034) and a text
+//! that tells the client what to fix. No other file in this crate writes reply text.
+
+use crate::address::AddressError;
+use crate::command::{CommandError, PathRole};
+use crate::params::ParamError;
+use crate::reply::{EnhancedStatus, Reply};
+
+/// Why the server replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// RFC 5321 §4.3.1 opening greeting. No enhanced status (RFC 2034 §3).
+    Greeting {
+        hostname: String,
+    },
+    /// RFC 5321 §4.1.1.1 EHLO reply: greeting line then one extension keyword per line.
+    EhloOk {
+        hostname: String,
+        client: String,
+        keywords: Vec<String>,
+    },
+    /// RFC 5321 §4.1.1.1 HELO reply.
+    HeloOk {
+        hostname: String,
+        client: String,
+    },
+    /// 221 after QUIT (RFC 5321 §4.1.1.10).
+    Closing {
+        hostname: String,
+    },
+    SenderOk,
+    RecipientOk,
+    /// RFC 5321 §4.1.1.4: 354 after DATA.
+    StartData,
+    Queued {
+        id: String,
+    },
+    /// NOOP, RSET.
+    Ok,
+    /// RFC 5321 §3.5.3: VRFY without disclosing anything.
+    VrfyCannotVerify,
+    Help,
+    /// RFC 3207 §4: ready to start TLS.
+    StartTlsReady,
+    /// The command line itself could not be read.
+    SyntaxError {
+        detail: String,
+    },
+    UnknownCommand {
+        verb: String,
+    },
+    /// The arguments of a known command are malformed.
+    ParamSyntax {
+        detail: String,
+    },
+    /// RFC 5321 §4.1.1.11: a MAIL/RCPT parameter this server does not implement.
+    ParamUnsupported {
+        param: String,
+    },
+    BadSequence {
+        detail: String,
+    },
+    LineTooLong {
+        limit: usize,
+    },
+    /// RFC 5321 §4.5.3.1.8.
+    TooManyRecipients {
+        limit: usize,
+    },
+    /// RFC 1870 §6.
+    MessageTooBig {
+        limit: u64,
+    },
+    /// RFC 5321 §2.3.8: CR and LF only as CRLF; refusing closes SMTP smuggling.
+    BareLineEnding,
+    TooManyBadCommands {
+        limit: u32,
+    },
+    TooManyCommands {
+        limit: u32,
+    },
+    /// The client sent more pipelined input than the server buffers before replying.
+    TooMuchPipelinedInput {
+        limit: usize,
+    },
+    /// RFC 5321 §4.5.3.2 timeouts.
+    Timeout,
+    ShuttingDown,
+    /// STARTTLS when it is not offered (RFC 3207 §4 lists no code; an unoffered command is
+    /// "not implemented", RFC 5321 §4.2.4).
+    TlsNotAvailable,
+    /// RFC 3207 §4: TLS is offered but cannot start now (e.g. the certificate failed to load).
+    TlsTemporarilyUnavailable,
+    TlsAlreadyActive,
+    SpoolUnavailable {
+        detail: String,
+    },
+    /// RFC 5321 §3.6.2: not an open relay.
+    RelayDenied {
+        domain: String,
+    },
+    /// RFC 5321 §6.3: too many Received fields.
+    MailLoop {
+        hops: usize,
+        limit: usize,
+    },
+    BadSender {
+        detail: String,
+    },
+    BadRecipient {
+        detail: String,
+    },
+    /// The recipient does not exist here.
+    NoSuchUser {
+        address: String,
+    },
+    /// DATA without an accepted recipient (RFC 5321 §3.3, RFC 2920 §3.1).
+    NoValidRecipients,
+    /// RFC 6531 §3.6.3: UTF-8 address without SMTPUTF8.
+    Utf8NotAllowed,
+    LocalError {
+        detail: String,
+    },
+}
+
+const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
+    Some(EnhancedStatus::new(class, subject, detail))
+}
+
+impl Cause {
+    /// The reply for this cause.
+    pub fn reply(&self) -> Reply {
+        use Cause::*;
+        match self {
+            Greeting { hostname } => Reply::new(220, None, format!("{hostname} ESMTP homing")),
+            EhloOk { hostname, client, keywords } => {
+                let mut lines = vec![format!("{hostname} greets {client}")];
+                lines.extend(keywords.iter().cloned());
+                Reply::multiline(250, None, lines)
+            }
+            HeloOk { hostname, client } => Reply::new(250, None, format!("{hostname} greets {client}")),
+            Closing { hostname } => Reply::new(221, st(2, 0, 0), format!("{hostname} closing connection")),
+            SenderOk => Reply::new(250, st(2, 1, 0), "Sender OK"),
+            RecipientOk => Reply::new(250, st(2, 1, 5), "Recipient OK"),
+            // RFC 2034 does not require a status on 354, and most servers send none.
+            StartData => Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"),
+            Queued { id } => Reply::new(250, st(2, 0, 0), format!("Ok: queued as {id}")),
+            Ok => Reply::new(250, st(2, 0, 0), "Ok"),
+            VrfyCannotVerify => Reply::new(
+                252,
+                st(2, 5, 0),
+                "Cannot VRFY the user; send a message and it will be delivered or bounced",
+            ),
+            Help => Reply::new(
+                214,
+                st(2, 0, 0),
+                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321",
+            ),
+            StartTlsReady => Reply::new(220, st(2, 0, 0), "Ready to start TLS"),
+            SyntaxError { detail } => Reply::new(500, st(5, 5, 2), format!("Syntax error: {detail}")),
+            UnknownCommand { verb } => Reply::new(
+                500,
+                st(5, 5, 1),
+                format!("Command {verb:?} not recognized; send HELP for the list of commands"),
+            ),
+            ParamSyntax { detail } => {
+                Reply::new(501, st(5, 5, 4), format!("Syntax error in arguments: {detail}"))
+            }
+            ParamUnsupported { param } => Reply::new(
+                555,
+                st(5, 5, 4),
+                format!("Parameter {param} is not supported by this server; send the command without it"),
+            ),
+            BadSequence { detail } => {
+                Reply::new(503, st(5, 5, 1), format!("Bad sequence of commands: {detail}"))
+            }
+            LineTooLong { limit } => Reply::new(
+                500,
+                st(5, 5, 2),
+                format!("Line too long: command lines may be at most {limit} octets"),
+            ),
+            TooManyRecipients { limit } => Reply::new(
+                452,
+                st(4, 5, 3),
+                format!("Too many recipients: at most {limit} per message; send the rest in another message"),
+            ),
+            MessageTooBig { limit } => Reply::new(
+                552,
+                st(5, 3, 4),
+                format!("Message too big: this server accepts at most {limit} octets"),
+            ),
+            BareLineEnding => Reply::new(
+                554,
+                st(5, 5, 2),
+                "Bare CR or LF in message data: lines must end with CRLF (RFC 5321 §2.3.8); closing connection",
+            ),
+            TooManyBadCommands { limit } => Reply::new(
+                421,
+                st(4, 7, 0),
+                format!("Too many errors (more than {limit}) in this session; closing connection"),
+            ),
+            TooManyCommands { limit } => Reply::new(
+                421,
+                st(4, 7, 0),
+                format!(
+                    "Too many commands (more than {limit}) in one session; closing connection, reconnect to continue"
+                ),
+            ),
+            TooMuchPipelinedInput { limit } => Reply::new(
+                421,
+                st(4, 7, 0),
+                format!(
+                    "Too much pipelined input (more than {limit} octets unanswered); wait for replies; closing connection"
+                ),
+            ),
+            Timeout => Reply::new(421, st(4, 4, 2), "Timeout waiting for input; closing connection"),
+            ShuttingDown => {
+                Reply::new(421, st(4, 3, 2), "Server shutting down; closing connection, try again later")
+            }
+            TlsNotAvailable => Reply::new(502, st(5, 5, 1), "STARTTLS is not offered by this server"),
+            TlsTemporarilyUnavailable => {
+                Reply::new(454, st(4, 7, 0), "TLS not available due to a temporary reason; try again later")
+            }
+            TlsAlreadyActive => Reply::new(503, st(5, 5, 1), "TLS is already active on this connection"),
+            SpoolUnavailable { detail } => Reply::new(
+                452,
+                st(4, 3, 1),
+                format!("Insufficient system storage ({detail}); try again later"),
+            ),
+            RelayDenied { domain } => Reply::new(
+                554,
+                st(5, 7, 1),
+                format!(
+                    "Relay access denied: {domain} is not a domain this server accepts mail for; authenticate or send through your own provider"
+                ),
+            ),
+            MailLoop { hops, limit } => Reply::new(
+                554,
+                st(5, 4, 6),
+                format!(
+                    "Mail loop: the message has {hops} Received header fields, more than the {limit} allowed"
+                ),
+            ),
+            BadSender { detail } => Reply::new(553, st(5, 1, 7), format!("Bad sender address: {detail}")),
+            BadRecipient { detail } => {
+                Reply::new(553, st(5, 1, 3), format!("Bad recipient address: {detail}"))
+            }
+            NoSuchUser { address } => Reply::new(
+                550,
+                st(5, 1, 1),
+                format!("No such user here: <{address}>; check the address for typos"),
+            ),
+            NoValidRecipients => Reply::new(
+                554,
+                st(5, 5, 1),
+                "No valid recipients: send at least one RCPT TO that is accepted before DATA",
+            ),
+            Utf8NotAllowed => Reply::new(
+                553,
+                st(5, 6, 7),
+                "Non-ASCII address needs SMTPUTF8: add SMTPUTF8 to MAIL FROM (RFC 6531)",
+            ),
+            LocalError { detail } => {
+                Reply::new(451, st(4, 3, 0), format!("Local error in processing ({detail}); try again later"))
+            }
+        }
+    }
+
+    /// The cause for a command the parser refused.
+    pub fn from_command_error(e: &CommandError) -> Cause {
+        match e {
+            CommandError::Empty => Cause::SyntaxError { detail: "empty command line".into() },
+            CommandError::NotUtf8 => {
+                Cause::SyntaxError { detail: "the command line is not ASCII or UTF-8".into() }
+            }
+            CommandError::Unknown(verb) => Cause::UnknownCommand { verb: verb.clone() },
+            CommandError::Syntax(detail) => Cause::ParamSyntax { detail: detail.clone() },
+            CommandError::Param(ParamError::Syntax(detail)) => Cause::ParamSyntax { detail: detail.clone() },
+            CommandError::Param(ParamError::Unsupported(param)) => {
+                Cause::ParamUnsupported { param: param.clone() }
+            }
+            CommandError::Path { error: AddressError::Utf8NotAllowed, .. } => Cause::Utf8NotAllowed,
+            CommandError::Path { role: PathRole::Sender, error } => {
+                Cause::BadSender { detail: error.to_string() }
+            }
+            CommandError::Path { role: PathRole::Recipient, error } => {
+                Cause::BadRecipient { detail: error.to_string() }
+            }
+        }
+    }
+
+    /// True when the server closes the connection after sending this reply.
+    pub fn closes(&self) -> bool {
+        matches!(
+            self,
+            Cause::Closing { .. }
+                | Cause::BareLineEnding
+                | Cause::TooManyBadCommands { .. }
+                | Cause::TooManyCommands { .. }
+                | Cause::TooMuchPipelinedInput { .. }
+                | Cause::Timeout
+                | Cause::ShuttingDown
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Cause> {
+        let s = || "x".to_string();
+        vec![
+            Cause::Greeting { hostname: s() },
+            Cause::EhloOk { hostname: s(), client: s(), keywords: vec!["SIZE 1".into()] },
+            Cause::HeloOk { hostname: s(), client: s() },
+            Cause::Closing { hostname: s() },
+            Cause::SenderOk,
+            Cause::RecipientOk,
+            Cause::StartData,
+            Cause::Queued { id: s() },
+            Cause::Ok,
+            Cause::VrfyCannotVerify,
+            Cause::Help,
+            Cause::StartTlsReady,
+            Cause::SyntaxError { detail: s() },
+            Cause::UnknownCommand { verb: s() },
+            Cause::ParamSyntax { detail: s() },
+            Cause::ParamUnsupported { param: s() },
+            Cause::BadSequence { detail: s() },
+            Cause::LineTooLong { limit: 1 },
+            Cause::TooManyRecipients { limit: 1 },
+            Cause::MessageTooBig { limit: 1 },
+            Cause::BareLineEnding,
+            Cause::TooManyBadCommands { limit: 1 },
+            Cause::TooManyCommands { limit: 1 },
+            Cause::TooMuchPipelinedInput { limit: 1 },
+            Cause::Timeout,
+            Cause::ShuttingDown,
+            Cause::TlsNotAvailable,
+            Cause::TlsTemporarilyUnavailable,
+            Cause::TlsAlreadyActive,
+            Cause::SpoolUnavailable { detail: s() },
+            Cause::RelayDenied { domain: s() },
+            Cause::MailLoop { hops: 2, limit: 1 },
+            Cause::BadSender { detail: s() },
+            Cause::BadRecipient { detail: s() },
+            Cause::NoSuchUser { address: s() },
+            Cause::NoValidRecipients,
+            Cause::Utf8NotAllowed,
+            Cause::LocalError { detail: s() },
+        ]
+    }
+
+    #[test]
+    fn every_reply_is_consistent() {
+        for c in all() {
+            let r = c.reply();
+            let no_status = matches!(
+                c,
+                Cause::Greeting { .. } | Cause::EhloOk { .. } | Cause::HeloOk { .. } | Cause::StartData
+            );
+            match r.status {
+                Some(s) => assert_eq!(u16::from(s.class), r.code / 100, "{c:?}"),
+                None => assert!(no_status, "{c:?} lacks an enhanced status"),
+            }
+            assert!(r.lines.iter().all(|l| !l.contains(['\r', '\n'])), "{c:?}");
+            if c.closes() {
+                assert!(r.code == 221 || r.code == 421 || r.code == 554, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_codes() {
+        let code = |c: Cause| c.reply().to_string();
+        assert_eq!(code(Cause::Queued { id: "AB".into() }), "250 2.0.0 Ok: queued as AB");
+        assert!(code(Cause::TooManyRecipients { limit: 1000 }).starts_with("452 4.5.3 "));
+        assert!(code(Cause::MessageTooBig { limit: 5 }).starts_with("552 5.3.4 "));
+        assert!(code(Cause::MailLoop { hops: 51, limit: 50 }).starts_with("554 5.4.6 "));
+        assert!(code(Cause::Utf8NotAllowed).starts_with("553 5.6.7 "));
+        assert!(code(Cause::RelayDenied { domain: "d.example".into() }).contains("d.example"));
+        let unsupported = CommandError::Param(ParamError::Unsupported("FOO".into()));
+        assert_eq!(Cause::from_command_error(&unsupported).reply().code, 555);
+    }
+}

@@ -1,0 +1,183 @@
+//! `homing serve`: recover the spool, start the scheduler, open the listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use homing_smtp::ServerConfig;
+use homing_spool::{RecipientStatus, Spool, SpoolOptions};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::deliver::Client;
+use crate::deliver::tls::ClientTls;
+use crate::outcome::Attempted;
+use crate::policy::RelayPolicy;
+use crate::receive::accept::Acceptor;
+use crate::receive::{self, Context};
+use crate::report::{EventLog, Reporter};
+use crate::route::Router;
+use crate::schedule::queue::{Queue, RcptState};
+use crate::schedule::retry::RetryPolicy;
+use crate::schedule::runner::Runner;
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(serve(config))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOMING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let (spool, recovery) = Spool::open(&config.spool_dir, SpoolOptions::default())
+        .with_context(|| format!("cannot open the spool at {}", config.spool_dir.display()))?;
+    let events = EventLog::open(&config.event_log_path())?;
+    let reporter = Reporter::new(events, config.hostname.clone());
+    for q in &recovery.quarantined {
+        tracing::error!(path = %q.path.display(), reason = %q.reason, "corrupt spool entry moved to quarantine");
+        reporter.events.emit(
+            "quarantined",
+            "",
+            "",
+            json!({ "path": q.path.display().to_string(), "reason": q.reason }),
+        );
+    }
+
+    let own_addrs: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+    let router = Router::new(
+        &config.dns.servers,
+        config.dns.timeout.get(),
+        config.dns.attempts,
+        own_addrs,
+        config.hostname.clone(),
+        config.delivery.port,
+    )?;
+    let client = Client {
+        helo: config.helo_name().to_string(),
+        port: config.delivery.port,
+        source: config.delivery.source_address,
+        tls: if config.delivery.starttls { Some(Arc::new(ClientTls::new()?)) } else { None },
+        connect_timeout: config.delivery.connect_timeout.get(),
+        greeting_timeout: config.delivery.greeting_timeout.get(),
+        command_timeout: config.delivery.command_timeout.get(),
+        data_timeout: config.delivery.data_timeout.get(),
+    };
+    let policy = RetryPolicy {
+        intervals: config.retry_intervals(),
+        jitter: config.queue.retry_jitter,
+        lifetime: config.queue.max_lifetime.get(),
+        delay_warning: Some(config.queue.delay_warning.get()).filter(|d| !d.is_zero()),
+    };
+    let queue =
+        Queue::new(policy, config.delivery.max_connections_per_domain, config.delivery.max_connections);
+    let runner = Runner::new(
+        queue,
+        spool.clone(),
+        reporter.clone(),
+        router,
+        client,
+        config.delivery.max_messages_per_connection,
+    );
+
+    let recovered = recovery.messages.len();
+    for m in recovery.messages {
+        let states: Vec<RcptState> = m
+            .recipients
+            .iter()
+            .map(|r| RcptState {
+                status: r.status,
+                attempts: r.attempts,
+                last: r.last_detail.as_deref().and_then(Attempted::from_json).map(Arc::new),
+                delay_notified: r.delay_notified,
+            })
+            .collect();
+        let open: Vec<&homing_spool::RecipientState> = m
+            .recipients
+            .iter()
+            .filter(|r| !matches!(r.status, RecipientStatus::Delivered | RecipientStatus::Failed))
+            .collect();
+        if open.is_empty() {
+            // Every recipient was final before the crash; only the removal was lost.
+            let _ = spool.remove(&m.id);
+            continue;
+        }
+        let due = open.iter().filter_map(|r| r.next_attempt).min();
+        runner.enqueue(m.id, Arc::new(m.envelope), states, due);
+    }
+    tracing::info!(
+        recovered,
+        quarantined = recovery.quarantined.len(),
+        removed_tmp = recovery.removed_tmp,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "spool recovered"
+    );
+
+    let acceptor = Acceptor {
+        hostname: config.hostname.clone(),
+        committer: spool.committer(),
+        spool: spool.clone(),
+        runner: runner.clone(),
+        reporter: reporter.clone(),
+    };
+    let smtp = ServerConfig {
+        hostname: config.hostname.clone(),
+        max_line_length: config.smtp.max_line_length,
+        max_recipients: config.smtp.max_recipients,
+        max_message_size: config.smtp.max_message_size,
+        max_bad_commands: config.smtp.max_bad_commands,
+        max_commands: config.smtp.max_commands,
+        max_received_headers: config.smtp.max_received_headers,
+        starttls: true,
+        ..ServerConfig::default()
+    };
+    let ctx = Arc::new(Context {
+        smtp,
+        policy: RelayPolicy::new(&config.relay.networks),
+        acceptor,
+        command_timeout: config.smtp.command_timeout.get(),
+        data_timeout: config.smtp.data_timeout.get(),
+        sessions: Arc::new(Semaphore::new(config.smtp.max_sessions)),
+    });
+
+    for l in &config.listeners {
+        let listener = TcpListener::bind(l.address).await.with_context(|| {
+            format!("cannot listen on {} (in use, or needs root for ports below 1024?)", l.address)
+        })?;
+        let tls = if l.starttls {
+            let sc =
+                receive::tls::server_config(l.tls_cert.as_deref(), l.tls_key.as_deref(), &config.hostname)?;
+            Some(TlsAcceptor::from(sc))
+        } else {
+            None
+        };
+        tracing::info!(address = %l.address, starttls = tls.is_some(), "listening for SMTP");
+        tokio::spawn(receive::serve(ctx.clone(), listener, tls));
+    }
+    tokio::spawn(runner.clone().run());
+    tracing::info!(hostname = %config.hostname, spool = %config.spool_dir.display(), "homing is running");
+
+    shutdown_signal().await;
+    tracing::info!(queued = runner.queued_messages(), "shutting down; queued mail stays in the spool");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,327 @@
+//! The in-memory queue: which recipients are waiting for which destination, and what
+//! happens after each attempt. Sans-IO: time comes in as an argument, decisions go out as
+//! [`Effect`]s that the runner applies to the spool, the event log and the bounce writer.
+//!
+//! Work is cut into [`Job`]s: the recipients of one message at one domain. Each domain has
+//! its own ready queue and connection count, so a slow or dead destination only ever
+//! occupies its own slots (ARCHITECTURE invariant 4).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use homing_spool::{Envelope, MessageId, MessageKind, RecipientStatus, StateRecord};
+
+use super::retry::RetryPolicy;
+use crate::outcome::{Attempted, Delivered, notify_wants};
+
+/// The recipients of one message at one destination domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: MessageId,
+    pub domain: Arc<str>,
+    pub rcpts: Vec<u32>,
+}
+
+/// What an attempt did for one recipient.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Delivered(Arc<Delivered>),
+    Deferred(Arc<Attempted>),
+    Failed(Arc<Attempted>),
+}
+
+/// What the runner must do, in order.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Spool and queue a DSN for these recipients (failed or expired) before their
+    /// `Failed` records are written, so a crash can never lose the notice.
+    Bounce { id: MessageId, envelope: Arc<Envelope>, rcpts: Vec<(u32, Arc<Attempted>)> },
+    /// Spool and queue a delay warning DSN for these recipients.
+    DelayWarning {
+        id: MessageId,
+        envelope: Arc<Envelope>,
+        rcpts: Vec<(u32, Arc<Attempted>)>,
+        retry_until: SystemTime,
+    },
+    /// Spool and queue a success DSN (NOTIFY=SUCCESS, RFC 3461 §4.1).
+    SuccessNotice { id: MessageId, envelope: Arc<Envelope>, rcpts: Vec<(u32, Arc<Delivered>)> },
+    /// A recipient's new state: logged as an event, and appended to the message's state
+    /// log unless `Remove` follows for the same message.
+    Record { id: MessageId, record: StateRecord },
+    /// Every recipient is final: delete the message from the spool.
+    Remove { id: MessageId },
+}
+
+/// A message as the queue keeps it: the envelope (no body) and each recipient's state.
+pub struct Entry {
+    pub envelope: Arc<Envelope>,
+    pub rcpts: Vec<RcptState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RcptState {
+    pub status: RecipientStatus,
+    pub attempts: u32,
+    pub last: Option<Arc<Attempted>>,
+    pub delay_notified: bool,
+}
+
+impl RcptState {
+    pub fn pending() -> Self {
+        Self { status: RecipientStatus::Pending, attempts: 0, last: None, delay_notified: false }
+    }
+    fn is_final(&self) -> bool {
+        matches!(self.status, RecipientStatus::Delivered | RecipientStatus::Failed)
+    }
+}
+
+#[derive(Default)]
+struct Destination {
+    ready: VecDeque<Job>,
+    active: usize,
+}
+
+pub struct Queue {
+    policy: RetryPolicy,
+    max_per_domain: usize,
+    max_total: usize,
+    active_total: usize,
+    messages: HashMap<MessageId, Entry>,
+    destinations: HashMap<Arc<str>, Destination>,
+    /// Deferred jobs by due time; the sequence number keeps equal times distinct.
+    timers: BTreeMap<(SystemTime, u64), Job>,
+    seq: u64,
+}
+
+/// The domain part of a stored recipient address, lowercased.
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+impl Queue {
+    pub fn new(policy: RetryPolicy, max_per_domain: usize, max_total: usize) -> Self {
+        Self {
+            policy,
+            max_per_domain: max_per_domain.max(1),
+            max_total: max_total.max(1),
+            active_total: 0,
+            messages: HashMap::new(),
+            destinations: HashMap::new(),
+            timers: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn entry(&self, id: &MessageId) -> Option<&Entry> {
+        self.messages.get(id)
+    }
+
+    /// Adds a message. Recipients not yet final are grouped per domain into jobs, ready at
+    /// once or at their `due` time (from recovery).
+    pub fn insert(
+        &mut self,
+        id: MessageId,
+        envelope: Arc<Envelope>,
+        rcpts: Vec<RcptState>,
+        due: Option<SystemTime>,
+        now: SystemTime,
+    ) {
+        let mut by_domain: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
+        for (i, r) in envelope.recipients.iter().enumerate() {
+            if rcpts.get(i).is_some_and(RcptState::is_final) {
+                continue;
+            }
+            let d = domain_of(&r.address).to_ascii_lowercase();
+            match by_domain.iter_mut().find(|(k, _)| **k == *d) {
+                Some((_, v)) => v.push(i as u32),
+                None => by_domain.push((Arc::from(d.as_str()), vec![i as u32])),
+            }
+        }
+        self.messages.insert(id.clone(), Entry { envelope, rcpts });
+        for (domain, list) in by_domain {
+            let job = Job { id: id.clone(), domain, rcpts: list };
+            match due {
+                Some(t) if t > now => self.arm(t, job),
+                _ => self.push_ready(job),
+            }
+        }
+    }
+
+    fn arm(&mut self, at: SystemTime, job: Job) {
+        self.seq += 1;
+        self.timers.insert((at, self.seq), job);
+    }
+
+    fn push_ready(&mut self, job: Job) {
+        self.destinations.entry(job.domain.clone()).or_default().ready.push_back(job);
+    }
+
+    /// Moves every job due at `now` to its destination's ready queue.
+    pub fn wake(&mut self, now: SystemTime) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let job = entry.remove();
+            self.push_ready(job);
+        }
+    }
+
+    /// When the next deferred job becomes due.
+    pub fn next_wake(&self) -> Option<SystemTime> {
+        self.timers.keys().next().map(|(t, _)| *t)
+    }
+
+    /// Destinations that should get one more connection now. Each returned domain counts
+    /// as active until [`Queue::worker_exit`].
+    pub fn dispatch(&mut self) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for (domain, d) in self.destinations.iter_mut() {
+            while self.active_total < self.max_total
+                && d.active < self.max_per_domain
+                && d.ready.len() > d.active
+            {
+                d.active += 1;
+                self.active_total += 1;
+                out.push(domain.clone());
+            }
+        }
+        out
+    }
+
+    /// The next job for a connection to `domain`.
+    pub fn take(&mut self, domain: &str) -> Option<Job> {
+        let d = self.destinations.get_mut(domain)?;
+        while let Some(job) = d.ready.pop_front() {
+            if self.messages.contains_key(&job.id) {
+                return Some(job);
+            }
+        }
+        None
+    }
+
+    /// All ready jobs of `domain`: when a destination is unreachable or its DNS fails,
+    /// every waiting job gets the same outcome without a connection each.
+    pub fn take_all(&mut self, domain: &str) -> Vec<Job> {
+        let Some(d) = self.destinations.get_mut(domain) else { return Vec::new() };
+        let jobs: Vec<Job> = d.ready.drain(..).collect();
+        jobs.into_iter().filter(|j| self.messages.contains_key(&j.id)).collect()
+    }
+
+    pub fn worker_exit(&mut self, domain: &str) {
+        if let Some(d) = self.destinations.get_mut(domain) {
+            d.active = d.active.saturating_sub(1);
+            self.active_total = self.active_total.saturating_sub(1);
+            if d.active == 0 && d.ready.is_empty() {
+                self.destinations.remove(domain);
+            }
+        }
+    }
+
+    /// Applies the outcome of an attempt for each recipient of `job`. `rand01` jitters the
+    /// retry time.
+    pub fn complete(
+        &mut self,
+        job: &Job,
+        outcomes: Vec<(u32, Outcome)>,
+        now: SystemTime,
+        rand01: f64,
+    ) -> Vec<Effect> {
+        let Some(entry) = self.messages.get_mut(&job.id) else { return Vec::new() };
+        let env = entry.envelope.clone();
+        let may_notify = !env.return_path.is_empty() && env.kind == MessageKind::Normal;
+        let mut bounce = Vec::new();
+        let mut delayed = Vec::new();
+        let mut success = Vec::new();
+        let mut records = Vec::new();
+        let mut retry = Vec::new();
+        let expired = self.policy.is_expired(env.received_at, now);
+        let warn_due = self.policy.delay_warning_due(env.received_at, now);
+        for (idx, outcome) in outcomes {
+            let Some(state) = entry.rcpts.get_mut(idx as usize) else { continue };
+            let notify = env.recipients.get(idx as usize).map(|r| r.notify).unwrap_or(0);
+            state.attempts += 1;
+            match outcome {
+                Outcome::Delivered(d) => {
+                    state.status = RecipientStatus::Delivered;
+                    records.push(StateRecord::Delivered { rcpt: idx, at: now, detail: d.to_json() });
+                    if may_notify && notify_wants(notify, homing_spool::NOTIFY_SUCCESS) {
+                        success.push((idx, d));
+                    }
+                }
+                Outcome::Failed(a) => {
+                    state.status = RecipientStatus::Failed;
+                    records.push(StateRecord::Failed { rcpt: idx, at: now, detail: a.to_json() });
+                    if may_notify && notify_wants(notify, homing_spool::NOTIFY_FAILURE) {
+                        bounce.push((idx, a.clone()));
+                    }
+                    state.last = Some(a);
+                }
+                Outcome::Deferred(a) if expired => {
+                    let a = Arc::new(a.expired(env.received_at, now));
+                    state.status = RecipientStatus::Failed;
+                    records.push(StateRecord::Failed { rcpt: idx, at: now, detail: a.to_json() });
+                    if may_notify && notify_wants(notify, homing_spool::NOTIFY_FAILURE) {
+                        bounce.push((idx, a.clone()));
+                    }
+                    state.last = Some(a);
+                }
+                Outcome::Deferred(a) => {
+                    state.status = RecipientStatus::Deferred;
+                    let next = self.policy.next_attempt(state.attempts, now, env.received_at, rand01);
+                    records.push(StateRecord::Deferred {
+                        rcpt: idx,
+                        at: now,
+                        attempts: state.attempts,
+                        next_attempt: next,
+                        detail: a.to_json(),
+                    });
+                    if warn_due && !state.delay_notified {
+                        state.delay_notified = true;
+                        records.push(StateRecord::DelayNotified { rcpt: idx, at: now });
+                        if may_notify && notify_wants(notify, homing_spool::NOTIFY_DELAY) {
+                            delayed.push((idx, a.clone()));
+                        }
+                    }
+                    state.last = Some(a);
+                    retry.push((idx, next));
+                }
+            }
+        }
+        let done = entry.rcpts.iter().all(RcptState::is_final);
+        let mut effects = Vec::new();
+        if !bounce.is_empty() {
+            effects.push(Effect::Bounce { id: job.id.clone(), envelope: env.clone(), rcpts: bounce });
+        }
+        if !delayed.is_empty() {
+            let retry_until = self.policy.expires_at(env.received_at);
+            effects.push(Effect::DelayWarning {
+                id: job.id.clone(),
+                envelope: env.clone(),
+                rcpts: delayed,
+                retry_until,
+            });
+        }
+        if !success.is_empty() {
+            effects.push(Effect::SuccessNotice { id: job.id.clone(), envelope: env.clone(), rcpts: success });
+        }
+        effects.extend(records.into_iter().map(|record| Effect::Record { id: job.id.clone(), record }));
+        if done {
+            self.messages.remove(&job.id);
+            effects.push(Effect::Remove { id: job.id.clone() });
+        } else if let Some(at) = retry.iter().map(|(_, t)| *t).min() {
+            let rcpts = retry.into_iter().map(|(i, _)| i).collect();
+            self.arm(at, Job { id: job.id.clone(), domain: job.domain.clone(), rcpts });
+        }
+        effects
+    }
+}
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

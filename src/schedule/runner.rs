@@ -1,0 +1,315 @@
+//! Drives the [`Queue`]: wakes deferred jobs, opens one worker per destination connection,
+//! and applies each attempt's effects to the spool, the event log and the bounce writer.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use homing_explain::{Evidence, Stage, explain};
+use homing_spool::{Envelope, MessageId, Spool};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::queue::{Effect, Job, Outcome, Queue, RcptState};
+use crate::deliver::{Client, OutMessage, Session, blank_evidence, reply_evidence};
+use crate::outcome::{Attempted, Delivered, unix};
+use crate::report::Reporter;
+use crate::route::Router;
+
+pub struct Runner {
+    queue: Mutex<Queue>,
+    wake: Notify,
+    spool: Spool,
+    reporter: Arc<Reporter>,
+    router: Router,
+    client: Client,
+    max_per_connection: usize,
+}
+
+impl Runner {
+    pub fn new(
+        queue: Queue,
+        spool: Spool,
+        reporter: Arc<Reporter>,
+        router: Router,
+        client: Client,
+        max_per_connection: usize,
+    ) -> Arc<Runner> {
+        Arc::new(Runner {
+            queue: Mutex::new(queue),
+            wake: Notify::new(),
+            spool,
+            reporter,
+            router,
+            client,
+            max_per_connection,
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // A poisoned lock means a panic elsewhere (a bug); keep serving what is queued.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a message to the scheduler; its first attempt starts at once (or at `due`).
+    pub fn enqueue(
+        &self,
+        id: MessageId,
+        envelope: Arc<Envelope>,
+        rcpts: Vec<RcptState>,
+        due: Option<SystemTime>,
+    ) {
+        self.queue().insert(id, envelope, rcpts, due, SystemTime::now());
+        self.wake.notify_one();
+    }
+
+    pub fn queued_messages(&self) -> usize {
+        self.queue().len()
+    }
+
+    /// The dispatcher loop; never returns.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let now = SystemTime::now();
+            let (domains, next) = {
+                let mut q = self.queue();
+                q.wake(now);
+                (q.dispatch(), q.next_wake())
+            };
+            for d in domains {
+                tokio::spawn(self.clone().worker(d));
+            }
+            let sleep =
+                next.map(|t| t.duration_since(now).unwrap_or_default()).unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    async fn worker(self: Arc<Self>, domain: Arc<str>) {
+        self.work(&domain).await;
+        self.queue().worker_exit(&domain);
+        self.wake.notify_one();
+    }
+
+    async fn work(&self, domain: &str) {
+        let Some(first) = self.queue().take(domain) else { return };
+        let hosts = match self.router.route(domain).await {
+            Ok(h) => h,
+            Err(e) => {
+                let mut ev = blank_evidence(domain, Stage::Route);
+                ev.dns = Some(e.evidence());
+                self.settle_all(domain, first, ev, e.is_permanent()).await;
+                return;
+            }
+        };
+        let mut session = match self.client.connect(domain, &hosts).await {
+            Ok(s) => s,
+            Err(ev) => {
+                // Unreachable hosts are temporary; a host that answered 5xx refuses for good.
+                let permanent = ev.reply.as_ref().is_some_and(|r| (500..600).contains(&r.code));
+                self.settle_all(domain, first, *ev, permanent).await;
+                return;
+            }
+        };
+        let mut job = first;
+        let mut sent = 0;
+        loop {
+            if !self.deliver(&mut session, &job).await {
+                return; // connection lost: the job was deferred, others wait for a new worker
+            }
+            sent += 1;
+            if sent >= self.max_per_connection {
+                break;
+            }
+            match self.queue().take(domain) {
+                Some(j) => job = j,
+                None => break,
+            }
+        }
+        session.quit().await;
+    }
+
+    /// Gives `first` and every other job waiting for `domain` the same outcome: the
+    /// destination could not be reached, so trying each one would only repeat the failure.
+    async fn settle_all(&self, domain: &str, first: Job, ev: Evidence, permanent: bool) {
+        let explanation = explain(&ev);
+        let permanent = permanent && explanation.hard;
+        let attempted = Arc::new(Attempted::new(explanation, SystemTime::now()));
+        let mut jobs = vec![first];
+        jobs.extend(self.queue().take_all(domain));
+        for job in jobs {
+            let outcome = if permanent {
+                Outcome::Failed(attempted.clone())
+            } else {
+                Outcome::Deferred(attempted.clone())
+            };
+            self.attempt_event(&job, &ev, None);
+            let outcomes = job.rcpts.iter().map(|&i| (i, outcome.clone())).collect();
+            self.apply(&job, outcomes).await;
+        }
+    }
+
+    /// Sends one job over an open session. False when the connection is no longer usable.
+    async fn deliver(&self, session: &mut Session, job: &Job) -> bool {
+        let Some(envelope) = self.queue().entry(&job.id).map(|e| e.envelope.clone()) else { return true };
+        let body = match self.spool.read_body(&job.id) {
+            Ok(b) => b,
+            Err(e) => {
+                let mut ev = blank_evidence(&job.domain, Stage::Queue);
+                ev.network = Some(format!("the spooled message cannot be read: {e}"));
+                let a = Arc::new(Attempted::new(explain(&ev), SystemTime::now()));
+                let outcomes = job.rcpts.iter().map(|&i| (i, Outcome::Deferred(a.clone()))).collect();
+                self.apply(job, outcomes).await;
+                return true;
+            }
+        };
+        let rcpts = job
+            .rcpts
+            .iter()
+            .filter_map(|&i| envelope.recipients.get(i as usize))
+            .map(|r| (r.address.as_str(), r.notify, r.orcpt.as_deref()))
+            .collect();
+        let msg = OutMessage {
+            return_path: &envelope.return_path,
+            rcpts,
+            envid: envelope.envid.as_deref(),
+            ret_full: envelope.ret_full,
+            body_8bit: envelope.body_8bit,
+            smtputf8: envelope.smtputf8,
+            body: &body,
+        };
+        let now = SystemTime::now();
+        match session.send(&msg).await {
+            Ok(results) => {
+                let mut outcomes = Vec::with_capacity(results.len());
+                let mut ev = blank_evidence(&job.domain, Stage::Dot);
+                ev.remote_host = Some(session.host.clone());
+                ev.remote_ip = Some(session.ip.to_string());
+                ev.tls = session.tls.as_ref().map(|t| t.to_string());
+                for (&idx, r) in job.rcpts.iter().zip(&results) {
+                    let outcome = if r.reply.is_positive() {
+                        Outcome::Delivered(Arc::new(Delivered {
+                            reply: r.reply.to_string(),
+                            remote_host: session.host.clone(),
+                            remote_ip: session.ip.to_string(),
+                            tls: ev.tls.clone(),
+                            at: unix(now),
+                        }))
+                    } else {
+                        let mut e = ev.clone();
+                        e.stage = r.stage;
+                        e.reply = Some(reply_evidence(&r.reply));
+                        let x = explain(&e);
+                        let hard = r.reply.is_permanent() && x.hard;
+                        let a = Arc::new(Attempted::new(x, now));
+                        if hard { Outcome::Failed(a) } else { Outcome::Deferred(a) }
+                    };
+                    outcomes.push((idx, outcome));
+                }
+                ev.reply = results.last().map(|r| reply_evidence(&r.reply));
+                self.attempt_event(job, &ev, Some(&results));
+                self.apply(job, outcomes).await;
+                true
+            }
+            Err(ev) => {
+                self.attempt_event(job, &ev, None);
+                let a = Arc::new(Attempted::new(explain(&ev), now));
+                let outcomes = job.rcpts.iter().map(|&i| (i, Outcome::Deferred(a.clone()))).collect();
+                self.apply(job, outcomes).await;
+                false
+            }
+        }
+    }
+
+    fn attempt_event(&self, job: &Job, ev: &Evidence, results: Option<&[crate::deliver::RcptResult]>) {
+        let Some(envelope) = self.queue().entry(&job.id).map(|e| e.envelope.clone()) else { return };
+        let rcpts: Vec<serde_json::Value> = job
+            .rcpts
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| {
+                let addr = envelope.recipients.get(i as usize).map(|r| r.address.as_str()).unwrap_or("");
+                let reply = results.and_then(|r| r.get(n)).map(|r| r.reply.to_string());
+                json!({ "rcpt": addr, "reply": reply })
+            })
+            .collect();
+        self.reporter.events.emit(
+            "attempt",
+            job.id.as_str(),
+            envelope.message_id.as_deref().unwrap_or(""),
+            json!({
+                "domain": &*job.domain,
+                "stage": ev.stage,
+                "mx": ev.remote_host,
+                "ip": ev.remote_ip,
+                "tls": ev.tls,
+                "dns": ev.dns,
+                "network": ev.network,
+                "reply": ev.reply.as_ref().map(|r| format!("{} {}", r.code, r.text)),
+                "recipients": rcpts,
+            }),
+        );
+    }
+
+    /// Records outcomes in the queue and carries out what follows, in order: DSNs are
+    /// spooled before the failures they report are recorded.
+    async fn apply(&self, job: &Job, outcomes: Vec<(u32, Outcome)>) {
+        let (envelope, effects) = {
+            let mut q = self.queue();
+            let envelope = q.entry(&job.id).map(|e| e.envelope.clone());
+            (envelope, q.complete(job, outcomes, SystemTime::now(), fastrand::f64()))
+        };
+        let removing = effects.iter().any(|e| matches!(e, Effect::Remove { .. }));
+        for effect in effects {
+            match effect {
+                Effect::Bounce { id, envelope, rcpts } => {
+                    self.spool_notice(self.reporter.bounce(&self.spool, &id, &envelope, &rcpts)).await;
+                }
+                Effect::DelayWarning { id, envelope, rcpts, retry_until } => {
+                    self.spool_notice(self.reporter.delay_warning(
+                        &self.spool,
+                        &id,
+                        &envelope,
+                        &rcpts,
+                        retry_until,
+                    ))
+                    .await;
+                }
+                Effect::SuccessNotice { id, envelope, rcpts } => {
+                    self.spool_notice(self.reporter.success(&self.spool, &id, &envelope, &rcpts)).await;
+                }
+                Effect::Record { id, record } => {
+                    if let Some(env) = &envelope {
+                        self.reporter.record_event(&id, env, &record);
+                    }
+                    if !removing && let Err(e) = self.spool.record(&id, &record) {
+                        tracing::error!(queue_id = %id, error = %e, "cannot record a recipient's state; it may be retried after a restart");
+                    }
+                }
+                Effect::Remove { id } => {
+                    if let Err(e) = self.spool.remove(&id) {
+                        tracing::error!(queue_id = %id, error = %e, "cannot remove a finished message from the spool");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a generated DSN durably and queues it for delivery.
+    async fn spool_notice(&self, notice: Option<homing_spool::NewMessage>) {
+        let Some(msg) = notice else { return };
+        let envelope = Arc::new(msg.envelope.clone());
+        let id = msg.id.clone();
+        let spool = self.spool.clone();
+        match tokio::task::spawn_blocking(move || spool.store(msg)).await {
+            Ok(Ok(_)) => {
+                let rcpts = envelope.recipients.iter().map(|_| RcptState::pending()).collect();
+                self.enqueue(id, envelope, rcpts, None);
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot spool a delivery status notification"),
+            Err(e) => tracing::error!(error = %e, "DSN spooling task failed"),
+        }
+    }
+}
