@@ -573,7 +573,7 @@ def cmd_queue(a):
     env = dict(os.environ, NO_COLOR='1')
     with open(a.log, 'ab') as lf:
         t0 = time.monotonic()
-        p = subprocess.Popen(a.cmd, stdout=lf, stderr=lf, stdin=subprocess.DEVNULL, env=env)
+        p = subprocess.Popen(a.homing_cmd, stdout=lf, stderr=lf, stdin=subprocess.DEVNULL, env=env)
     with open(a.pid_file, 'w') as f:
         f.write(f"{p.pid}\n")
     t_listen = wait_port(a.addr, a.restart_timeout, p.pid)
@@ -718,7 +718,7 @@ def main():
     q.add_argument('--timeout', type=float, default=900)
     q.add_argument('--settle', type=float, default=120)
     q.add_argument('--restart-timeout', type=float, default=60)
-    q.add_argument('cmd', nargs='+', help='homing command line, after --')
+    q.add_argument('homing_cmd', nargs='+', metavar='CMD', help='homing command line, after --')
     r = sp.add_parser('report')
     r.add_argument('--meta', action='append', default=[], metavar='KEY=VALUE')
     a = ap.parse_args()

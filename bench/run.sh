@@ -263,6 +263,7 @@ start_homing() {
   write_homing_config
   NO_COLOR=1 "$HOMING_BIN" serve --config "$H_CONF" >> "$H_LOG" 2>&1 < /dev/null &
   echo $! > "$RUN/homing.pid"
+  disown $!   # the queue test SIGKILLs it on purpose: no "Killed" job notice
   wait_listen 127.0.0.1 "${HOMING_ADDR##*:}" || { tail -20 "$H_LOG"; fail "homing is not listening on $HOMING_ADDR (log $H_LOG)"; }
   say "homing $("$HOMING_BIN" --version | awk '{print $NF}') pid $(cat "$RUN/homing.pid"), log $H_LOG"
 }

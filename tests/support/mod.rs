@@ -222,3 +222,85 @@ pub fn read_all(path: &Path) -> String {
     std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s)).ok();
     s
 }
+
+/// A private Postfix instance (`tests/peers/postfix.sh`) with its own config, queue and log
+/// in a temporary directory. Dropping it stops Postfix and waits until the master has
+/// exited, also when the test failed or the start did not complete.
+pub struct Postfix {
+    pub name: String,
+    pub listen: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Postfix {
+    const SCRIPT: &'static str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/postfix.sh");
+
+    /// Starts Postfix as `NAME.test` with smtpd on `listen` only; each of `params`
+    /// (`"relayhost = [127.0.0.1]:2525"`) is added to the generated main.cf. Returns once
+    /// smtpd accepts connections.
+    pub fn start(name: &str, listen: &str, params: &[&str]) -> Postfix {
+        let pf = Postfix {
+            name: name.to_string(),
+            listen: listen.parse().expect("Postfix listen address"),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        let params: Vec<String> = params
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => format!("{}={}", k.trim(), v.trim()),
+                None => panic!("Postfix parameter {p:?} is not NAME = VALUE"),
+            })
+            .collect();
+        let out = Command::new("bash")
+            .arg(Self::SCRIPT)
+            .args(["start", name])
+            .arg(pf.dir.path())
+            .arg(listen)
+            .args(&params)
+            .output()
+            .expect("run tests/peers/postfix.sh (needs bash)");
+        assert!(
+            out.status.success(),
+            "postfix.sh start {name} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pf
+    }
+
+    /// Everything Postfix logged so far (its `maillog_file`).
+    pub fn log(&self) -> String {
+        read_all(&self.dir.path().join("maillog"))
+    }
+
+    /// Waits until `pred` holds for the log; returns the log.
+    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if pred(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for the Postfix {} log:\n{log}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let out = Command::new("bash").arg(Self::SCRIPT).arg("stop").arg(self.dir.path()).output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            // Not a panic: this may run while a failed test unwinds.
+            Ok(o) => eprintln!(
+                "postfix.sh stop {} failed ({}): {}",
+                self.dir.path().display(),
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("cannot run postfix.sh stop: {e}"),
+        }
+    }
+}
