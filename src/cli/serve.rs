@@ -86,7 +86,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         router,
         client,
         config.delivery.max_messages_per_connection,
-    );
+    )
+    .context("cannot start the spool janitor thread")?;
 
     let recovered = recovery.messages.len();
     for m in recovery.messages {

@@ -9,6 +9,7 @@ use homing_spool::{Envelope, MessageId, Spool};
 use serde_json::json;
 use tokio::sync::Notify;
 
+use super::janitor::Janitor;
 use super::queue::{Effect, Job, Outcome, Queue, RcptState};
 use crate::deliver::{Client, OutMessage, Session, blank_evidence, reply_evidence};
 use crate::outcome::{Attempted, Delivered, unix};
@@ -19,6 +20,7 @@ pub struct Runner {
     queue: Mutex<Queue>,
     wake: Notify,
     spool: Spool,
+    janitor: Janitor,
     reporter: Arc<Reporter>,
     router: Router,
     client: Client,
@@ -33,16 +35,18 @@ impl Runner {
         router: Router,
         client: Client,
         max_per_connection: usize,
-    ) -> Arc<Runner> {
-        Arc::new(Runner {
+    ) -> std::io::Result<Arc<Runner>> {
+        let janitor = Janitor::start(spool.clone())?;
+        Ok(Arc::new(Runner {
             queue: Mutex::new(queue),
             wake: Notify::new(),
             spool,
+            janitor,
             reporter,
             router,
             client,
             max_per_connection,
-        })
+        }))
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -284,15 +288,11 @@ impl Runner {
                     if let Some(env) = &envelope {
                         self.reporter.record_event(&id, env, &record);
                     }
-                    if !removing && let Err(e) = self.spool.record(&id, &record) {
-                        tracing::error!(queue_id = %id, error = %e, "cannot record a recipient's state; it may be retried after a restart");
+                    if !removing {
+                        self.janitor.record(id, record);
                     }
                 }
-                Effect::Remove { id } => {
-                    if let Err(e) = self.spool.remove(&id) {
-                        tracing::error!(queue_id = %id, error = %e, "cannot remove a finished message from the spool");
-                    }
-                }
+                Effect::Remove { id } => self.janitor.remove(id),
             }
         }
     }
