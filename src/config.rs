@@ -142,6 +142,8 @@ pub struct DeliveryConfig {
     pub source_address: Option<IpAddr>,
     /// Concurrent connections to one destination domain.
     pub max_connections_per_domain: usize,
+    /// Concurrent connections to one MX host address, whatever the domain.
+    pub max_connections_per_host: usize,
     /// Concurrent connections in total.
     pub max_connections: usize,
     /// Messages sent over one connection before it is closed and a new one opened.
@@ -165,6 +167,7 @@ impl Default for DeliveryConfig {
             helo_name: None,
             source_address: None,
             max_connections_per_domain: 20,
+            max_connections_per_host: 20,
             max_connections: 200,
             max_messages_per_connection: 100,
             starttls: true,
@@ -262,8 +265,13 @@ impl Config {
             crate::policy::Cidr::parse(n)
                 .with_context(|| format!("relay.networks: {n:?} is not a network like \"192.0.2.0/24\""))?;
         }
-        if self.delivery.max_connections_per_domain == 0 || self.delivery.max_connections == 0 {
-            bail!("delivery.max_connections and max_connections_per_domain must be at least 1");
+        if self.delivery.max_connections_per_domain == 0
+            || self.delivery.max_connections_per_host == 0
+            || self.delivery.max_connections == 0
+        {
+            bail!(
+                "delivery.max_connections, max_connections_per_domain and max_connections_per_host must be at least 1"
+            );
         }
         if self.delivery.max_messages_per_connection == 0 {
             bail!("delivery.max_messages_per_connection must be at least 1");

@@ -12,8 +12,8 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::deliver::Client;
 use crate::deliver::tls::ClientTls;
+use crate::deliver::{Client, HostSlots};
 use crate::outcome::Attempted;
 use crate::policy::RelayPolicy;
 use crate::receive::accept::Acceptor;
@@ -62,6 +62,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.delivery.port,
     )?;
     let client = Client {
+        host_slots: HostSlots::new(config.delivery.max_connections_per_host),
         helo: config.helo_name().to_string(),
         port: config.delivery.port,
         source: config.delivery.source_address,

@@ -6,8 +6,9 @@
 
 pub mod tls;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use homing_explain::{Evidence, ReplyEvidence, Stage};
@@ -18,6 +19,7 @@ use homing_smtp::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
 use crate::route::MxHost;
@@ -28,6 +30,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Settings for outbound sessions.
 pub struct Client {
+    /// Connections per MX address: many domains may share one provider's hosts, and the
+    /// per-domain limit alone would let them pile onto it (ARCHITECTURE invariant 4).
+    pub host_slots: HostSlots,
     pub helo: String,
     pub port: u16,
     pub source: Option<IpAddr>,
@@ -38,8 +43,34 @@ pub struct Client {
     pub data_timeout: Duration,
 }
 
+/// A connection limit per remote IP address.
+pub struct HostSlots {
+    limit: usize,
+    slots: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+}
+
+impl HostSlots {
+    pub fn new(limit: usize) -> Self {
+        Self { limit: limit.max(1), slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// Waits for a free connection slot to `ip`; the slot is freed when the permit drops.
+    async fn acquire(&self, ip: IpAddr) -> Option<OwnedSemaphorePermit> {
+        let sem = {
+            let mut map = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget idle hosts so the map does not grow without bound.
+            if map.len() > 10_000 {
+                map.retain(|_, s| s.available_permits() < self.limit);
+            }
+            map.entry(ip).or_insert_with(|| Arc::new(Semaphore::new(self.limit))).clone()
+        };
+        sem.acquire_owned().await.ok()
+    }
+}
+
 /// An open, greeted session with one MX host.
 pub struct Session {
+    _slot: Option<OwnedSemaphorePermit>,
     io: Box<dyn Io>,
     parser: ReplyParser,
     caps: Capabilities,
@@ -104,6 +135,7 @@ impl Client {
         let mut ev = blank_evidence(domain, Stage::Connect);
         ev.remote_host = Some(host.name.clone());
         ev.remote_ip = Some(ip.to_string());
+        let slot = self.host_slots.acquire(ip).await;
         let addr = SocketAddr::new(ip, self.port);
         let stream = match timeout(self.connect_timeout, self.dial(addr)).await {
             Ok(Ok(s)) => s,
@@ -118,6 +150,7 @@ impl Client {
         };
         let _ = stream.set_nodelay(true);
         let mut s = Session {
+            _slot: slot,
             io: Box::new(stream),
             parser: ReplyParser::new(),
             caps: Capabilities::default(),
@@ -375,4 +408,24 @@ fn deciding(outcome: &TransactionOutcome, i: usize) -> RcptResult {
 fn parse_orcpt(s: &str) -> Option<Orcpt> {
     let (t, a) = s.split_once(';')?;
     Some(Orcpt { addr_type: t.trim().to_string(), addr: a.trim().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_host_gets_no_more_connections_than_its_limit() {
+        let slots = HostSlots::new(2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let a = slots.acquire(ip).await;
+        let _b = slots.acquire(ip).await;
+        let third = tokio::time::timeout(Duration::from_millis(50), slots.acquire(ip)).await;
+        assert!(third.is_err(), "the third connection to one host waits");
+        assert!(slots.acquire(other).await.is_some(), "another host is not held up");
+        drop(a);
+        let third = tokio::time::timeout(Duration::from_millis(50), slots.acquire(ip)).await;
+        assert!(third.is_ok_and(|p| p.is_some()), "a freed slot is reused");
+    }
 }
