@@ -82,10 +82,7 @@ impl Reporter {
             action,
             status: x.status.clone(),
             remote_mta: x.evidence.remote_host.clone(),
-            diagnostic: x.evidence.reply.as_ref().map(|r| match &r.status {
-                Some(s) => format!("{} {} {}", r.code, s, r.text.replace('\n', " ")),
-                None => format!("{} {}", r.code, r.text.replace('\n', " ")),
-            }),
+            diagnostic: x.evidence.reply.as_ref().map(|r| r.one_line()),
             last_attempt: Some(from_unix(a.at)),
             will_retry_until: retry_until,
             explanation: Some(x.clone()),

@@ -251,7 +251,7 @@ impl Runner {
                 "tls": ev.tls,
                 "dns": ev.dns,
                 "network": ev.network,
-                "reply": ev.reply.as_ref().map(|r| format!("{} {}", r.code, r.text)),
+                "reply": ev.reply.as_ref().map(|r| r.one_line()),
                 "recipients": rcpts,
             }),
         );
