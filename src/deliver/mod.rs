@@ -186,7 +186,8 @@ impl Session {
         let mut ev = blank_evidence(&self.domain, stage);
         ev.remote_host = Some(self.host.clone());
         ev.remote_ip = Some(self.ip.to_string());
-        ev.tls = self.tls.as_ref().map(|t| t.to_string());
+        // `Evidence::tls` is for TLS *failures*; a working TLS session is reported with the
+        // attempt, not as evidence against it.
         ev
     }
 

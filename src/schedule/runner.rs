@@ -149,7 +149,7 @@ impl Runner {
             } else {
                 Outcome::Deferred(attempted.clone())
             };
-            self.attempt_event(&job, &ev, None);
+            self.attempt_event(&job, &ev, None, None);
             let outcomes = job.rcpts.iter().map(|&i| (i, outcome.clone())).collect();
             self.apply(&job, outcomes).await;
         }
@@ -185,20 +185,20 @@ impl Runner {
             body: &body,
         };
         let now = SystemTime::now();
+        let tls = session.tls.as_ref().map(|t| t.to_string());
         match session.send(&msg).await {
             Ok(results) => {
                 let mut outcomes = Vec::with_capacity(results.len());
                 let mut ev = blank_evidence(&job.domain, Stage::Dot);
                 ev.remote_host = Some(session.host.clone());
                 ev.remote_ip = Some(session.ip.to_string());
-                ev.tls = session.tls.as_ref().map(|t| t.to_string());
                 for (&idx, r) in job.rcpts.iter().zip(&results) {
                     let outcome = if r.reply.is_positive() {
                         Outcome::Delivered(Arc::new(Delivered {
                             reply: r.reply.to_string(),
                             remote_host: session.host.clone(),
                             remote_ip: session.ip.to_string(),
-                            tls: ev.tls.clone(),
+                            tls: tls.clone(),
                             at: unix(now),
                         }))
                     } else {
@@ -213,12 +213,12 @@ impl Runner {
                     outcomes.push((idx, outcome));
                 }
                 ev.reply = results.last().map(|r| reply_evidence(&r.reply));
-                self.attempt_event(job, &ev, Some(&results));
+                self.attempt_event(job, &ev, Some(&results), tls.as_deref());
                 self.apply(job, outcomes).await;
                 true
             }
             Err(ev) => {
-                self.attempt_event(job, &ev, None);
+                self.attempt_event(job, &ev, None, tls.as_deref());
                 let a = Arc::new(Attempted::new(explain(&ev), now));
                 let outcomes = job.rcpts.iter().map(|&i| (i, Outcome::Deferred(a.clone()))).collect();
                 self.apply(job, outcomes).await;
@@ -227,7 +227,15 @@ impl Runner {
         }
     }
 
-    fn attempt_event(&self, job: &Job, ev: &Evidence, results: Option<&[crate::deliver::RcptResult]>) {
+    /// Logs one attempt: what was reached, the replies, and the TLS session (`tls`) or the
+    /// TLS failure (in the evidence).
+    fn attempt_event(
+        &self,
+        job: &Job,
+        ev: &Evidence,
+        results: Option<&[crate::deliver::RcptResult]>,
+        tls: Option<&str>,
+    ) {
         let Some(envelope) = self.queue().entry(&job.id).map(|e| e.envelope.clone()) else { return };
         let rcpts: Vec<serde_json::Value> = job
             .rcpts
@@ -248,7 +256,7 @@ impl Runner {
                 "stage": ev.stage,
                 "mx": ev.remote_host,
                 "ip": ev.remote_ip,
-                "tls": ev.tls,
+                "tls": tls.or(ev.tls.as_deref()),
                 "dns": ev.dns,
                 "network": ev.network,
                 "reply": ev.reply.as_ref().map(|r| r.one_line()),

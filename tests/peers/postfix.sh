@@ -16,6 +16,11 @@
 #
 # Must run as root (Postfix's master binds ports and drops privileges to `postfix`).
 #
+# Addresses: smtpd listens only on LISTEN (its master.cf entry), which may be any 127.x
+# address. inet_interfaces stays loopback-only because Postfix refuses an address that no
+# interface carries (`no local interface found for 127.0.20.2`: lo holds only 127.0.0.1);
+# smtp_bind_address = the LISTEN address still makes outgoing mail come from it.
+#
 # Non-default config directories: `postfix -c DIR` as root needs neither an
 # `alternate_config_directories` entry in /etc/postfix/main.cf nor a multi-instance setup
 # (that check is made only by the set-gid postdrop/postqueue, which these tests never run:
@@ -24,8 +29,8 @@
 # Logging: `maillog_file` through the postlogd service, so no syslog daemon is needed; the
 # file must lie under `maillog_file_prefixes`, set here to DIR.
 #
-# DIR's parents must be traversable by the `postfix` user only for the log and the
-# certificate, which are opened as root; DIR itself is made 0755.
+# DIR may be a fresh 0700 temporary directory: it is made 0755 so that the `postfix` user
+# can reach the queue and data directories under it; the key stays 0600 (read as root).
 set -euo pipefail
 
 die() { echo "postfix.sh: $*" >&2; exit 1; }
@@ -33,6 +38,17 @@ die() { echo "postfix.sh: $*" >&2; exit 1; }
 master_pid() {
   local f="$1/queue/pid/master.pid"
   [ -s "$f" ] && tr -d ' \n' <"$f"
+}
+
+# Why a postfix command failed. Postfix reports early fatal errors only to syslog (there is
+# none here) or to a terminal, so rerun a check on a pseudo-terminal (script(1), from
+# bsdutils, which Debian always has) and add the log.
+why() {
+  local dir="$1" cmd="$2"
+  echo "($cmd failed) postfix check on a terminal says:"
+  script -qec "postfix -c '$dir/etc' check" /dev/null 2>&1 | tail -n 5 || true
+  echo "--- $dir/maillog:"
+  tail -n 20 "$dir/maillog" 2>/dev/null || true
 }
 
 start() {
@@ -46,10 +62,12 @@ start() {
   # Postfix wants its data directory owned by the mail owner.
   chown postfix "$dir/data"
 
-  # An EC key makes this fast; the certificate is for NAME.test but trusted by nobody,
-  # as on most MX hosts on the internet.
+  # A self-signed server (not CA) certificate for NAME.test, trusted by nobody, as on many
+  # MX hosts on the internet. An EC key makes this fast.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj "/CN=$name.test" -keyout "$dir/etc/key.pem" -out "$dir/etc/cert.pem" 2>/dev/null \
+    -subj "/CN=$name.test" -addext "subjectAltName=DNS:$name.test" \
+    -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
+    -keyout "$dir/etc/key.pem" -out "$dir/etc/cert.pem" 2>/dev/null \
     || die "openssl could not make a certificate"
   chmod 0600 "$dir/etc/key.pem"
 
@@ -126,8 +144,8 @@ scache     unix      -       -      n      -      1       scache
 postlog    unix-dgram n      -      n      -      1       postlogd
 EOF
 
-  postfix -c "$dir/etc" check || die "postfix check failed for $dir/etc (see above)"
-  postfix -c "$dir/etc" start || die "postfix start failed; log: $(cat "$dir/maillog" 2>/dev/null)"
+  postfix -c "$dir/etc" check || die "postfix check failed for $dir/etc: $(why "$dir" check)"
+  postfix -c "$dir/etc" start || die "postfix start failed for $dir/etc: $(why "$dir" start)"
 
   # Wait for the listener, not a fixed time.
   local i
