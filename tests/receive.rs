@@ -118,3 +118,18 @@ fn c_stream(addr: SocketAddr) -> std::net::TcpStream {
     s.set_read_timeout(Some(Duration::from_millis(200))).ok();
     s
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_max_sessions_a_client_is_told_to_come_back_later() {
+    let (_dns, h) = homing("127.0.40.7:2525", "[smtp]\nmax_sessions = 1\n").await;
+    let mut first = Smtp::connect(h.addr);
+    assert!(first.cmd("EHLO one.test").starts_with("250"));
+    let second = Smtp::connect(h.addr);
+    let greeting = second.log.last().cloned().unwrap_or_default();
+    assert!(greeting.starts_with("S: 421 4.3.2 Too many connections (1)"), "{:#?}", second.log);
+    first.cmd("QUIT");
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = Smtp::connect(h.addr);
+    assert!(third.cmd("EHLO three.test").starts_with("250"), "a freed slot is usable again: {:#?}", third.log);
+}

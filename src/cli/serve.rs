@@ -148,6 +148,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         command_timeout: config.smtp.command_timeout.get(),
         data_timeout: config.smtp.data_timeout.get(),
         sessions: Arc::new(Semaphore::new(config.smtp.max_sessions)),
+        max_sessions: config.smtp.max_sessions,
     });
 
     for l in &config.listeners {

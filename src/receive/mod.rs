@@ -33,6 +33,7 @@ pub struct Context {
     pub command_timeout: Duration,
     pub data_timeout: Duration,
     pub sessions: Arc<Semaphore>,
+    pub max_sessions: usize,
 }
 
 /// Accepts connections on `listener` until the task is dropped.
@@ -52,7 +53,8 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, tls: Option<TlsAcce
         tokio::spawn(async move {
             let Ok(permit) = ctx.sessions.clone().try_acquire_owned() else {
                 let mut stream = stream;
-                let _ = stream.write_all(&Cause::ShuttingDown.reply().to_wire()).await;
+                let limit = ctx.max_sessions;
+                let _ = stream.write_all(&Cause::TooManySessions { limit }.reply().to_wire()).await;
                 tracing::warn!(%peer, "too many sessions (smtp.max_sessions): connection refused with 421");
                 return;
             };

@@ -87,6 +87,10 @@ pub enum Cause {
     /// RFC 5321 §4.5.3.2 timeouts.
     Timeout,
     ShuttingDown,
+    /// Every session slot is taken (RFC 5321 §3.8: a busy server may answer 421 at once).
+    TooManySessions {
+        limit: usize,
+    },
     /// STARTTLS when it is not offered (RFC 3207 §4 lists no code; an unoffered command is
     /// "not implemented", RFC 5321 §4.2.4).
     TlsNotAvailable,
@@ -218,6 +222,13 @@ impl Cause {
             ShuttingDown => {
                 Reply::new(421, st(4, 3, 2), "Server shutting down; closing connection, try again later")
             }
+            TooManySessions { limit } => Reply::new(
+                421,
+                st(4, 3, 2),
+                format!(
+                    "Too many connections ({limit}) right now; closing connection, try again in a few minutes"
+                ),
+            ),
             TlsNotAvailable => Reply::new(502, st(5, 5, 1), "STARTTLS is not offered by this server"),
             TlsTemporarilyUnavailable => {
                 Reply::new(454, st(4, 7, 0), "TLS not available due to a temporary reason; try again later")
@@ -301,6 +312,7 @@ impl Cause {
                 | Cause::TooMuchPipelinedInput { .. }
                 | Cause::Timeout
                 | Cause::ShuttingDown
+                | Cause::TooManySessions { .. }
         )
     }
 }
