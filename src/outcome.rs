@@ -47,10 +47,6 @@ impl Attempted {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
-
-    pub fn from_json(s: &str) -> Option<Attempted> {
-        serde_json::from_str(s).ok()
-    }
 }
 
 impl Delivered {

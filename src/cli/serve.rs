@@ -14,7 +14,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::deliver::tls::ClientTls;
 use crate::deliver::{Client, HostSlots};
-use crate::outcome::Attempted;
 use crate::policy::RelayPolicy;
 use crate::receive::accept::Acceptor;
 use crate::receive::{self, Context};
@@ -38,7 +37,8 @@ fn init_tracing() {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let (spool, recovery) = Spool::open(&config.spool_dir, SpoolOptions::default())
+    let options = SpoolOptions { recover_details: false, ..SpoolOptions::default() };
+    let (spool, recovery) = Spool::open(&config.spool_dir, options)
         .with_context(|| format!("cannot open the spool at {}", config.spool_dir.display()))?;
     let events = EventLog::open(&config.event_log_path())?;
     let reporter = Reporter::new(events, config.hostname.clone());
@@ -95,12 +95,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let states: Vec<RcptState> = m
             .recipients
             .iter()
-            .map(|r| RcptState {
-                status: r.status,
-                attempts: r.attempts,
-                last: r.last_detail.as_deref().and_then(Attempted::from_json).map(Arc::new),
-                delay_notified: r.delay_notified,
-            })
+            .map(|r| RcptState { status: r.status, attempts: r.attempts, delay_notified: r.delay_notified })
             .collect();
         let open: Vec<&homing_spool::RecipientState> = m
             .recipients

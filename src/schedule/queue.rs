@@ -63,13 +63,12 @@ pub struct Entry {
 pub struct RcptState {
     pub status: RecipientStatus,
     pub attempts: u32,
-    pub last: Option<Arc<Attempted>>,
     pub delay_notified: bool,
 }
 
 impl RcptState {
     pub fn pending() -> Self {
-        Self { status: RecipientStatus::Pending, attempts: 0, last: None, delay_notified: false }
+        Self { status: RecipientStatus::Pending, attempts: 0, delay_notified: false }
     }
     fn is_final(&self) -> bool {
         matches!(self.status, RecipientStatus::Delivered | RecipientStatus::Failed)
@@ -260,7 +259,6 @@ impl Queue {
                     if may_notify && notify_wants(notify, homing_spool::NOTIFY_FAILURE) {
                         bounce.push((idx, a.clone()));
                     }
-                    state.last = Some(a);
                 }
                 Outcome::Deferred(a) if expired => {
                     let a = Arc::new(a.expired(env.received_at, now));
@@ -269,7 +267,6 @@ impl Queue {
                     if may_notify && notify_wants(notify, homing_spool::NOTIFY_FAILURE) {
                         bounce.push((idx, a.clone()));
                     }
-                    state.last = Some(a);
                 }
                 Outcome::Deferred(a) => {
                     state.status = RecipientStatus::Deferred;
@@ -288,7 +285,6 @@ impl Queue {
                             delayed.push((idx, a.clone()));
                         }
                     }
-                    state.last = Some(a);
                     retry.push((idx, next));
                 }
             }

@@ -189,7 +189,10 @@ fn check_one(core: &Core, id: &MessageId, has_log: bool) -> Result<Outcome, Spoo
     };
     let mut notes = Vec::new();
     let records = if has_log { read_log(core, id, &mut notes)? } else { Vec::new() };
-    let (recipients, fold_notes) = state::fold(header.envelope.recipients.len(), &records);
+    let (mut recipients, fold_notes) = state::fold(header.envelope.recipients.len(), &records);
+    if !core.opts.recover_details {
+        recipients.iter_mut().for_each(|r| r.last_detail = None);
+    }
     let log_path = core.log_path(id);
     notes.extend(fold_notes.into_iter().map(|note| RecoveryNote { path: log_path.clone(), note }));
     Ok(Outcome::Ok(

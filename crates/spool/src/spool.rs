@@ -33,11 +33,23 @@ pub struct SpoolOptions {
     /// (default 8). File systems merge concurrent fsyncs into one journal
     /// commit, so this is what makes a batch cost about one fsync.
     pub write_threads: usize,
+    /// Keep each recipient's last detail text in [`RecipientState::last_detail`] at
+    /// recovery (default true). A server with a large queue that does not need them
+    /// turns this off: the details can be far larger than the envelopes.
+    ///
+    /// [`RecipientState::last_detail`]: crate::RecipientState::last_detail
+    pub recover_details: bool,
 }
 
 impl Default for SpoolOptions {
     fn default() -> Self {
-        SpoolOptions { max_batch_messages: 256, max_batch_bytes: 16 << 20, fsync: true, write_threads: 8 }
+        SpoolOptions {
+            max_batch_messages: 256,
+            max_batch_bytes: 16 << 20,
+            fsync: true,
+            write_threads: 8,
+            recover_details: true,
+        }
     }
 }
 
