@@ -9,11 +9,12 @@
 #   --keep   leave DNS, smtp-sink, Postfix and homing running afterwards (stop with --down)
 #   --down   stop whatever a previous --keep run left running, then exit
 # Environment (defaults in brackets):
-#   N [20000] messages per run     RUNS [1] runs per case (median)   SESS [20] sessions
+#   N [20000] messages per run (0 = skip)   RUNS [1] runs per case (median)   SESS [20] sessions
 #   SIZES ["1024 51200"] bytes     QUEUE_N [100000] queue test (0 = skip)
 #   TARGETS ["homing postfix"]     BUILD [1] (0 = use the binaries already built)
 #   BENCH_STATE [/var/spool/homing-bench] work dir (configs, queues, logs)
 #   HOMING_BIN [target/release/homing]
+#   HOMING_ADDR [127.0.0.1:2525]  POSTFIX_ADDR [127.0.0.1:2526]  (loopback addresses only)
 # Everything started here is stopped at the end by its PID. Output: bench/results/.
 set -Eeuo pipefail
 
@@ -32,8 +33,11 @@ DRIVER="$BENCH_DIR/driver.py"
 DNS_IP=127.0.0.10          # dns_serve, port 53
 MX_IP=127.0.0.11           # smtp-sink = mx1.example.test
 DEAD_IP=127.0.0.99         # mx.dead.test: nothing listens, connection refused
-HOMING_ADDR=127.0.0.1:2525
-POSTFIX_ADDR=127.0.0.1:2526
+HOMING_ADDR=${HOMING_ADDR:-127.0.0.1:2525}
+POSTFIX_ADDR=${POSTFIX_ADDR:-127.0.0.1:2526}
+for a in "$HOMING_ADDR" "$POSTFIX_ADDR"; do
+  case $a in 127.*:[0-9]*) ;; *) echo "$a: use a loopback address, 127.x.y.z:PORT" >&2; exit 2 ;; esac
+done
 
 RUN=$STATE/run; LOGS=$STATE/logs
 PF_ETC=$STATE/postfix/etc; PF_Q=$STATE/postfix/queue; PF_DATA=$STATE/postfix/data
@@ -55,6 +59,7 @@ step() { STEP=$1; say "---- $1"; }
 fail() { say "FAILED in step '$STEP': $*"; exit 1; }
 has() { case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*[ZX]' "/proc/$1/status" 2>/dev/null; }
 # ---- processes: started in the background, pid in $RUN/NAME.pid, stopped by that pid ----
 # stop_pid NAME EXPECTED: only if /proc/PID/cmdline still names EXPECTED (no recycled pids)
 stop_pid() {
@@ -64,7 +69,7 @@ stop_pid() {
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
   tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "$2" || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { say "stopped $1 (pid $pid)"; return 0; }; sleep 0.1; done
+  for _ in $(seq 100); do alive "$pid" || { say "stopped $1 (pid $pid)"; return 0; }; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
   say "killed $1 (pid $pid): it did not stop within 10 s"
 }
@@ -145,7 +150,7 @@ preflight() {
   step "preflight: stop leftovers of an earlier run, check that the addresses are free"
   stop_all
   need_free $DNS_IP 53 u; need_free $DNS_IP 53 t; need_free $MX_IP 25
-  need_free 127.0.0.1 "${HOMING_ADDR##*:}"; need_free 127.0.0.1 "${POSTFIX_ADDR##*:}"
+  need_free "${HOMING_ADDR%:*}" "${HOMING_ADDR##*:}"; need_free "${POSTFIX_ADDR%:*}" "${POSTFIX_ADDR##*:}"
   need_free $DEAD_IP 25
   rm -rf "$H_SPOOL"; : > "$SINK_COUNT"
 }
@@ -206,7 +211,7 @@ myorigin = \$mydomain
 mydestination =
 relay_domains =
 local_recipient_maps =
-inet_interfaces = 127.0.0.1
+inet_interfaces = ${POSTFIX_ADDR%:*}
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
@@ -231,10 +236,12 @@ EOF
   local f
   for f in services hosts localtime host.conf nsswitch.conf; do [ -e /etc/$f ] && cp -L /etc/$f "$PF_Q/etc/"; done
   printf 'nameserver %s\noptions attempts:2 timeout:1\n' $DNS_IP > "$PF_Q/etc/resolv.conf"
-  : > "$LOGS/postfix.log"
+  : > "$LOGS/postfix.log"; : > "$LOGS/postfix-start.log"
+  # mail left over by an interrupted run would be counted as delivered by this one
+  postsuper -c "$PF_ETC" -d ALL >> "$LOGS/postfix-start.log" 2>&1 || true
   postfix -c "$PF_ETC" check > "$LOGS/postfix-check.log" 2>&1 || { cat "$LOGS/postfix-check.log"; fail "postfix check"; }
-  postfix -c "$PF_ETC" start > "$LOGS/postfix-start.log" 2>&1 || { cat "$LOGS/postfix-start.log"; fail "postfix start"; }
-  wait_listen 127.0.0.1 "${POSTFIX_ADDR##*:}" || { tail "$LOGS/postfix.log"; fail "Postfix is not listening on $POSTFIX_ADDR"; }
+  postfix -c "$PF_ETC" start >> "$LOGS/postfix-start.log" 2>&1 || { cat "$LOGS/postfix-start.log"; fail "postfix start"; }
+  wait_listen "${POSTFIX_ADDR%:*}" "${POSTFIX_ADDR##*:}" || { tail "$LOGS/postfix.log"; fail "Postfix is not listening on $POSTFIX_ADDR"; }
   say "Postfix $(postconf -c "$PF_ETC" -h mail_version) master pid $(tr -d ' ' < "$PF_Q/pid/master.pid")"
 }
 
@@ -264,14 +271,14 @@ start_homing() {
   NO_COLOR=1 "$HOMING_BIN" serve --config "$H_CONF" >> "$H_LOG" 2>&1 < /dev/null &
   echo $! > "$RUN/homing.pid"
   disown $!   # the queue test SIGKILLs it on purpose: no "Killed" job notice
-  wait_listen 127.0.0.1 "${HOMING_ADDR##*:}" || { tail -20 "$H_LOG"; fail "homing is not listening on $HOMING_ADDR (log $H_LOG)"; }
+  wait_listen "${HOMING_ADDR%:*}" "${HOMING_ADDR##*:}" || { tail -20 "$H_LOG"; fail "homing is not listening on $HOMING_ADDR (log $H_LOG)"; }
   say "homing $("$HOMING_BIN" --version | awk '{print $NF}') pid $(cat "$RUN/homing.pid"), log $H_LOG"
 }
 
 target_args() {
   local a=()
   has homing && a+=(--target homing "$HOMING_ADDR" "homing:$H_SPOOL" "$RUN/homing.pid")
-  has postfix && a+=(--target postfix "$POSTFIX_ADDR" "postfix:$PF_Q" -)
+  has postfix && a+=(--target postfix "$POSTFIX_ADDR" "postfix:$PF_Q" "$PF_Q/pid/master.pid")
   printf '%s\n' "${a[@]}"
 }
 
@@ -306,10 +313,12 @@ main() {
   step "disk: fsync rates of $STATE's file system"
   $PY "$DRIVER" --results "$RESULTS_BASE.json" fsync --dir "$STATE" --n 2000
 
-  step "throughput: $N messages x $SESS sessions, sizes $SIZES, $RUNS run(s) each"
-  # shellcheck disable=SC2086
-  $PY "$DRIVER" --results "$RESULTS_BASE.json" bench --count-file "$SINK_COUNT" --n "$N" --sess "$SESS" \
-    --runs "$RUNS" --sizes $SIZES --ceiling $MX_IP:25 --disk-dir "$STATE" "${TARGET_ARGS[@]}" || fail "throughput run"
+  if [ "$N" -gt 0 ]; then
+    step "throughput: $N messages x $SESS sessions, sizes $SIZES, $RUNS run(s) each"
+    # shellcheck disable=SC2086
+    $PY "$DRIVER" --results "$RESULTS_BASE.json" bench --count-file "$SINK_COUNT" --n "$N" --sess "$SESS" \
+      --runs "$RUNS" --sizes $SIZES --ceiling $MX_IP:25 --disk-dir "$STATE" "${TARGET_ARGS[@]}" || fail "throughput run"
+  fi
 
   if has homing && [ "$QUEUE_N" -gt 0 ]; then
     step "queue test: $QUEUE_N messages to user@dead.test, RSS, restart"
@@ -319,6 +328,7 @@ main() {
     step "queue test: stop homing, clean its spool"
     stop_pid homing "$HOMING_BIN"
     rm -rf "$H_SPOOL"
+    if [ $KEEP = 1 ]; then start_homing; fi
   fi
 
   local hv="-" pv="-"

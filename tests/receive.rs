@@ -131,5 +131,9 @@ async fn past_max_sessions_a_client_is_told_to_come_back_later() {
     drop(first);
     std::thread::sleep(Duration::from_millis(200));
     let mut third = Smtp::connect(h.addr);
-    assert!(third.cmd("EHLO three.test").starts_with("250"), "a freed slot is usable again: {:#?}", third.log);
+    assert!(
+        third.cmd("EHLO three.test").starts_with("250"),
+        "a freed slot is usable again: {:#?}",
+        third.log
+    );
 }
