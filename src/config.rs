@@ -279,11 +279,26 @@ impl Config {
         if self.queue.retry_intervals.is_empty() {
             bail!("queue.retry_intervals is empty: give at least one wait, e.g. [\"5m\", \"1h\"]");
         }
+        const WEEK: Duration = Duration::from_secs(7 * 86_400);
+        for d in &self.queue.retry_intervals {
+            if d.get() < Duration::from_secs(1) || d.get() > WEEK {
+                bail!("queue.retry_intervals: {d} is out of range: use waits between 1s and 7d");
+            }
+        }
         if !(0.0..=0.5).contains(&self.queue.retry_jitter) {
             bail!("queue.retry_jitter = {}: use a fraction between 0 and 0.5", self.queue.retry_jitter);
         }
-        if self.queue.max_lifetime.get().is_zero() {
-            bail!("queue.max_lifetime must be longer than 0s (default 5d)");
+        if self.queue.max_lifetime.get().is_zero() || self.queue.max_lifetime.get() > 10 * WEEK {
+            bail!(
+                "queue.max_lifetime = {}: use a time between 1s and 70d (default 5d)",
+                self.queue.max_lifetime
+            );
+        }
+        if self.queue.delay_warning.get() > 10 * WEEK {
+            bail!(
+                "queue.delay_warning = {}: use at most 70d, or 0s for no warnings",
+                self.queue.delay_warning
+            );
         }
         Ok(())
     }

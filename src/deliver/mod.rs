@@ -77,6 +77,8 @@ pub struct Session {
     pub host: String,
     pub ip: IpAddr,
     pub tls: Option<TlsInfo>,
+    /// Why this session is in plaintext although the server offered STARTTLS.
+    pub tls_fallback: Option<String>,
     command_timeout: Duration,
     data_timeout: Duration,
     domain: String,
@@ -122,8 +124,21 @@ impl Client {
         last.network = Some("no address to connect to".into());
         for host in hosts {
             for ip in &host.addrs {
-                match self.open(domain, host, *ip).await {
+                match self.open(domain, host, *ip, true).await {
                     Ok(s) => return Ok(s),
+                    // Opportunistic TLS (RFC 7435 §3): a failed handshake must not stop
+                    // delivery; try the same host again in plaintext, as Postfix does.
+                    Err(e) if e.stage == Stage::StartTls && self.tls.is_some() => {
+                        let why = e.tls.clone().unwrap_or_default();
+                        match self.open(domain, host, *ip, false).await {
+                            Ok(mut s) => {
+                                s.tls_fallback =
+                                    Some(format!("none: STARTTLS failed ({why}); sent in plaintext"));
+                                return Ok(s);
+                            }
+                            Err(e) => last = e,
+                        }
+                    }
                     Err(e) => last = e,
                 }
             }
@@ -131,7 +146,13 @@ impl Client {
         Err(last)
     }
 
-    async fn open(&self, domain: &str, host: &MxHost, ip: IpAddr) -> Result<Session, Box<Evidence>> {
+    async fn open(
+        &self,
+        domain: &str,
+        host: &MxHost,
+        ip: IpAddr,
+        starttls: bool,
+    ) -> Result<Session, Box<Evidence>> {
         let mut ev = blank_evidence(domain, Stage::Connect);
         ev.remote_host = Some(host.name.clone());
         ev.remote_ip = Some(ip.to_string());
@@ -157,6 +178,7 @@ impl Client {
             host: host.name.clone(),
             ip,
             tls: None,
+            tls_fallback: None,
             command_timeout: self.command_timeout,
             data_timeout: self.data_timeout,
             domain: domain.to_string(),
@@ -166,7 +188,7 @@ impl Client {
             return Err(s.refused(Stage::Greeting, &greeting));
         }
         s.hello(&self.helo).await?;
-        if let Some(tls) = self.tls.as_ref().filter(|_| s.caps.starttls) {
+        if let Some(tls) = self.tls.as_ref().filter(|_| starttls && s.caps.starttls) {
             s.starttls(tls, &self.helo).await?;
         }
         Ok(s)
@@ -224,14 +246,20 @@ impl Session {
         }
     }
 
+    /// Writes in chunks, each with its own timeout: RFC 5321 §4.5.3.2.5 times each send
+    /// of message data, not the whole message, which may be large on a slow link.
     async fn write(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), Box<Evidence>> {
         let wait = self.command_timeout;
-        match timeout(wait, async {
-            self.io.write_all(bytes).await?;
-            self.io.flush().await
-        })
-        .await
-        {
+        for chunk in bytes.chunks(64 * 1024) {
+            match timeout(wait, self.io.write_all(chunk)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.broken(stage, format!("write error: {e}"))),
+                Err(_) => {
+                    return Err(self.broken(stage, format!("could not send within {}s", wait.as_secs())));
+                }
+            }
+        }
+        match timeout(wait, self.io.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.broken(stage, format!("write error: {e}"))),
             Err(_) => Err(self.broken(stage, format!("could not send within {}s", wait.as_secs()))),

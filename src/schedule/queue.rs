@@ -57,6 +57,9 @@ pub enum Effect {
 pub struct Entry {
     pub envelope: Arc<Envelope>,
     pub rcpts: Vec<RcptState>,
+    /// DSNs being spooled for this message: it stays (and its file stays) until they are
+    /// safely stored, because each DSN quotes the original and must not be lost.
+    notices: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +144,7 @@ impl Queue {
                 None => by_domain.push((Arc::from(d.as_str()), vec![i as u32])),
             }
         }
-        self.messages.insert(id.clone(), Entry { envelope, rcpts });
+        self.messages.insert(id.clone(), Entry { envelope, rcpts, notices: 0 });
         for (domain, list) in by_domain {
             let job = Job { id: id.clone(), domain, rcpts: list };
             match due {
@@ -200,6 +203,46 @@ impl Queue {
             if self.messages.contains_key(&job.id) {
                 return Some(job);
             }
+        }
+        None
+    }
+
+    /// A DSN for message `id` has been dealt with. `unsent` lists recipients whose bounce
+    /// could not be spooled: they go back to deferred, to fail (and bounce) again later
+    /// rather than end without the sender hearing. Returns `Remove` when the message is
+    /// now finished.
+    pub fn notice_done(
+        &mut self,
+        id: &MessageId,
+        unsent: &[u32],
+        now: SystemTime,
+        rand01: f64,
+    ) -> Option<Effect> {
+        let entry = self.messages.get_mut(id)?;
+        entry.notices = entry.notices.saturating_sub(1);
+        let mut retry: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
+        for &i in unsent {
+            let (Some(state), Some(r)) =
+                (entry.rcpts.get_mut(i as usize), entry.envelope.recipients.get(i as usize))
+            else {
+                continue;
+            };
+            state.status = RecipientStatus::Deferred;
+            let d = domain_of(&r.address).to_ascii_lowercase();
+            match retry.iter_mut().find(|(k, _)| **k == *d) {
+                Some((_, v)) => v.push(i),
+                None => retry.push((Arc::from(d.as_str()), vec![i])),
+            }
+        }
+        let received = entry.envelope.received_at;
+        let done = entry.notices == 0 && entry.rcpts.iter().all(RcptState::is_final);
+        for (domain, rcpts) in retry {
+            let at = self.policy.next_attempt(1, now, received, rand01).max(now);
+            self.arm(at, Job { id: id.clone(), domain, rcpts });
+        }
+        if done {
+            self.messages.remove(id);
+            return Some(Effect::Remove { id: id.clone() });
         }
         None
     }
@@ -289,7 +332,6 @@ impl Queue {
                 }
             }
         }
-        let done = entry.rcpts.iter().all(RcptState::is_final);
         let mut effects = Vec::new();
         if !bounce.is_empty() {
             effects.push(Effect::Bounce { id: job.id.clone(), envelope: env.clone(), rcpts: bounce });
@@ -306,6 +348,8 @@ impl Queue {
         if !success.is_empty() {
             effects.push(Effect::SuccessNotice { id: job.id.clone(), envelope: env.clone(), rcpts: success });
         }
+        entry.notices += effects.len() as u32;
+        let done = entry.notices == 0 && entry.rcpts.iter().all(RcptState::is_final);
         effects.extend(records.into_iter().map(|record| Effect::Record { id: job.id.clone(), record }));
         if done {
             self.messages.remove(&job.id);

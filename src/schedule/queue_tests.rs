@@ -132,9 +132,11 @@ fn expiry_bounces_with_the_last_error() {
     q.dispatch();
     let job = q.take("b.test").unwrap();
     let eff = q.complete(&job, vec![(0, soft())], t(24 * H), 0.5);
-    assert_eq!(names(&eff), vec!["bounce", "failed", "remove"]);
+    assert_eq!(names(&eff), vec!["bounce", "failed"]);
     let Effect::Bounce { rcpts, .. } = &eff[0] else { panic!() };
     assert_eq!(rcpts[0].1.explanation.reason.as_str(), "expired");
+    assert!(q.entry(&id).is_some(), "kept until its bounce is spooled");
+    assert!(matches!(q.notice_done(&id, &[], t(24 * H), 0.5), Some(Effect::Remove { .. })));
     assert!(q.entry(&id).is_none());
     // the last retry is scheduled at the deadline, not after it
     let mut q = Queue::new(policy(), 10, 100);
@@ -170,7 +172,7 @@ fn notify_and_null_sender_decide_who_hears() {
     q.dispatch();
     let job = q.take("b.test").unwrap();
     let eff = q.complete(&job, vec![(0, hard()), (1, delivered()), (2, hard())], t(10), 0.5);
-    assert_eq!(names(&eff), vec!["bounce", "success", "failed", "delivered", "failed", "remove"]);
+    assert_eq!(names(&eff), vec!["bounce", "success", "failed", "delivered", "failed"]);
     let Effect::Bounce { rcpts, .. } = &eff[0] else { panic!() };
     assert_eq!(rcpts.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2], "NOTIFY=NEVER gets no bounce");
 
@@ -221,4 +223,34 @@ fn each_destination_has_its_own_connection_limit() {
     let rest = q.take_all("slow.test");
     assert_eq!(rest.len(), 4);
     assert_ne!(first.id, rest[0].id);
+}
+
+#[test]
+fn a_sibling_job_cannot_remove_a_message_whose_bounce_is_being_spooled() {
+    let mut q = Queue::new(policy(), 10, 100);
+    let id = add(&mut q, &[("a@x.test", 0), ("b@y.test", 0)], "s@s.test");
+    q.dispatch();
+    let x = q.take("x.test").unwrap();
+    let y = q.take("y.test").unwrap();
+    assert_eq!(names(&q.complete(&x, vec![(0, hard())], t(10), 0.5)), vec!["bounce", "failed"]);
+    // y finishes while x's bounce is still being written: no removal yet
+    assert_eq!(names(&q.complete(&y, vec![(1, delivered())], t(11), 0.5)), vec!["delivered"]);
+    assert!(q.entry(&id).is_some());
+    assert!(matches!(q.notice_done(&id, &[], t(12), 0.5), Some(Effect::Remove { .. })));
+}
+
+#[test]
+fn a_bounce_that_cannot_be_spooled_sends_its_recipients_back_to_retry() {
+    let mut q = Queue::new(policy(), 10, 100);
+    let id = add(&mut q, &[("a@b.test", 0)], "s@s.test");
+    q.dispatch();
+    let job = q.take("b.test").unwrap();
+    q.complete(&job, vec![(0, hard())], t(10), 0.5);
+    q.worker_exit("b.test");
+    assert!(q.notice_done(&id, &[0], t(10), 0.5).is_none(), "the message is not finished");
+    assert_eq!(q.entry(&id).unwrap().rcpts[0].status, RecipientStatus::Deferred);
+    assert_eq!(q.next_wake(), Some(t(310)));
+    q.wake(t(310));
+    assert_eq!(q.dispatch(), vec![Arc::from("b.test")]);
+    assert_eq!(q.take("b.test").unwrap().rcpts, vec![0]);
 }

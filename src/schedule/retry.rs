@@ -30,12 +30,13 @@ impl RetryPolicy {
         let idx = (attempts.max(1) as usize - 1).min(self.intervals.len().saturating_sub(1));
         let base = self.intervals.get(idx).copied().unwrap_or(Duration::from_secs(300));
         let factor = 1.0 + self.jitter * (2.0 * rand01.clamp(0.0, 1.0) - 1.0);
-        let wait = base.mul_f64(factor.max(0.0));
-        (now + wait).min(self.expires_at(received).max(now))
+        let wait = base.mul_f64(factor.clamp(0.0, 2.0));
+        now.checked_add(wait).unwrap_or(now).min(self.expires_at(received).max(now))
     }
 
     pub fn expires_at(&self, received: SystemTime) -> SystemTime {
-        received + self.lifetime
+        // A corrupt arrival time or an absurd lifetime must not panic the scheduler.
+        received.checked_add(self.lifetime).unwrap_or(received)
     }
 
     pub fn is_expired(&self, received: SystemTime, now: SystemTime) -> bool {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use homing_explain::{Evidence, Stage, explain};
-use homing_spool::{Envelope, MessageId, Spool};
+use homing_spool::{Envelope, MessageId, Spool, SpoolError, StateRecord};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -92,9 +92,17 @@ impl Runner {
     }
 
     async fn worker(self: Arc<Self>, domain: Arc<str>) {
+        // Frees the domain's connection slot even if `work` panics (a bug): a leaked slot
+        // would keep the destination from ever being served again.
+        struct Exit<'a>(&'a Runner, &'a str);
+        impl Drop for Exit<'_> {
+            fn drop(&mut self) {
+                self.0.queue().worker_exit(self.1);
+                self.0.wake.notify_one();
+            }
+        }
+        let _exit = Exit(&self, &domain);
         self.work(&domain).await;
-        self.queue().worker_exit(&domain);
-        self.wake.notify_one();
     }
 
     async fn work(&self, domain: &str) {
@@ -158,17 +166,35 @@ impl Runner {
     /// Sends one job over an open session. False when the connection is no longer usable.
     async fn deliver(&self, session: &mut Session, job: &Job) -> bool {
         let Some(envelope) = self.queue().entry(&job.id).map(|e| e.envelope.clone()) else { return true };
-        let body = match self.spool.read_body(&job.id) {
-            Ok(b) => b,
-            Err(e) => {
-                let mut ev = blank_evidence(&job.domain, Stage::Queue);
-                ev.network = Some(format!("the spooled message cannot be read: {e}"));
-                let a = Arc::new(Attempted::new(explain(&ev), SystemTime::now()));
-                let outcomes = job.rcpts.iter().map(|&i| (i, Outcome::Deferred(a.clone()))).collect();
-                self.apply(job, outcomes).await;
-                return true;
+        let spool = self.spool.clone();
+        let id = job.id.clone();
+        let read = tokio::task::spawn_blocking(move || spool.read_body(&id)).await;
+        let (why, gone) = match read {
+            Ok(Ok(body)) => return self.send(session, job, &envelope, &body).await,
+            // The spool moved a corrupt file to quarantine: nothing left to send, so the
+            // sender is told now rather than after days of retries.
+            Ok(Err(e @ (SpoolError::Quarantined { .. } | SpoolError::NotFound { .. }))) => {
+                (e.to_string(), true)
             }
+            Ok(Err(e)) => (e.to_string(), false),
+            Err(e) => (format!("the reader task failed: {e}"), false),
         };
+        let mut ev = blank_evidence(&job.domain, Stage::Queue);
+        ev.network = Some(format!("the spooled message cannot be read: {why}"));
+        if gone {
+            tracing::error!(queue_id = %job.id, error = %why, "spooled message unreadable; its recipients are bounced");
+            self.reporter.events.emit("quarantined", job.id.as_str(), "", json!({ "reason": why }));
+        }
+        let a = Arc::new(Attempted::new(explain(&ev), SystemTime::now()));
+        let outcome = if gone { Outcome::Failed(a) } else { Outcome::Deferred(a) };
+        let outcomes = job.rcpts.iter().map(|&i| (i, outcome.clone())).collect();
+        self.apply(job, outcomes).await;
+        true
+    }
+
+    /// Sends one message over the session and applies the outcome. False when the
+    /// connection is no longer usable.
+    async fn send(&self, session: &mut Session, job: &Job, envelope: &Envelope, body: &[u8]) -> bool {
         let rcpts = job
             .rcpts
             .iter()
@@ -182,10 +208,10 @@ impl Runner {
             ret_full: envelope.ret_full,
             body_8bit: envelope.body_8bit,
             smtputf8: envelope.smtputf8,
-            body: &body,
+            body,
         };
         let now = SystemTime::now();
-        let tls = session.tls.as_ref().map(|t| t.to_string());
+        let tls = session.tls.as_ref().map(|t| t.to_string()).or_else(|| session.tls_fallback.clone());
         match session.send(&msg).await {
             Ok(results) => {
                 let mut outcomes = Vec::with_capacity(results.len());
@@ -215,7 +241,8 @@ impl Runner {
                 ev.reply = results.last().map(|r| reply_evidence(&r.reply));
                 self.attempt_event(job, &ev, Some(&results), tls.as_deref());
                 self.apply(job, outcomes).await;
-                true
+                // RFC 5321 §3.8: after 421 the server closes the channel.
+                !results.iter().any(|r| r.reply.code == 421)
             }
             Err(ev) => {
                 self.attempt_event(job, &ev, None, tls.as_deref());
@@ -274,25 +301,36 @@ impl Runner {
             (envelope, q.complete(job, outcomes, SystemTime::now(), fastrand::f64()))
         };
         let removing = effects.iter().any(|e| matches!(e, Effect::Remove { .. }));
+        // Recipients whose bounce could not be spooled: not recorded as failed.
+        let mut unsent: Vec<u32> = Vec::new();
+        // One entry per DSN handled: the recipients it failed to report.
+        let mut notices: Vec<Vec<u32>> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Bounce { id, envelope, rcpts } => {
-                    self.spool_notice(self.reporter.bounce(&self.spool, &id, &envelope, &rcpts)).await;
+                    let notice = self.reporter.bounce(&self.spool, &id, &envelope, &rcpts);
+                    let failed: Vec<u32> = if self.spool_notice(notice).await {
+                        Vec::new()
+                    } else {
+                        rcpts.iter().map(|(i, _)| *i).collect()
+                    };
+                    unsent.extend(&failed);
+                    notices.push(failed);
                 }
                 Effect::DelayWarning { id, envelope, rcpts, retry_until } => {
-                    self.spool_notice(self.reporter.delay_warning(
-                        &self.spool,
-                        &id,
-                        &envelope,
-                        &rcpts,
-                        retry_until,
-                    ))
-                    .await;
+                    let notice =
+                        self.reporter.delay_warning(&self.spool, &id, &envelope, &rcpts, retry_until);
+                    self.spool_notice(notice).await;
+                    notices.push(Vec::new());
                 }
                 Effect::SuccessNotice { id, envelope, rcpts } => {
                     self.spool_notice(self.reporter.success(&self.spool, &id, &envelope, &rcpts)).await;
+                    notices.push(Vec::new());
                 }
                 Effect::Record { id, record } => {
+                    if matches!(record, StateRecord::Failed { rcpt, .. } if unsent.contains(&rcpt)) {
+                        continue;
+                    }
                     if let Some(env) = &envelope {
                         self.reporter.record_event(&id, env, &record);
                     }
@@ -303,11 +341,18 @@ impl Runner {
                 Effect::Remove { id } => self.janitor.remove(id),
             }
         }
+        for failed in notices {
+            let finished = self.queue().notice_done(&job.id, &failed, SystemTime::now(), fastrand::f64());
+            if let Some(Effect::Remove { id }) = finished {
+                self.janitor.remove(id);
+            }
+        }
     }
 
-    /// Stores a generated DSN durably and queues it for delivery.
-    async fn spool_notice(&self, notice: Option<homing_spool::NewMessage>) {
-        let Some(msg) = notice else { return };
+    /// Stores a generated DSN durably and queues it for delivery. False when it could not
+    /// be stored; `true` also when there was nobody to notify.
+    async fn spool_notice(&self, notice: Option<homing_spool::NewMessage>) -> bool {
+        let Some(msg) = notice else { return true };
         let envelope = Arc::new(msg.envelope.clone());
         let id = msg.id.clone();
         let spool = self.spool.clone();
@@ -315,9 +360,16 @@ impl Runner {
             Ok(Ok(_)) => {
                 let rcpts = envelope.recipients.iter().map(|_| RcptState::pending()).collect();
                 self.enqueue(id, envelope, rcpts, None);
+                true
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot spool a delivery status notification"),
-            Err(e) => tracing::error!(error = %e, "DSN spooling task failed"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot spool a delivery status notification; the recipients it reports are retried");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "DSN spooling task failed; the recipients it reports are retried");
+                false
+            }
         }
     }
 }
