@@ -54,8 +54,10 @@ impl HostSlots {
         Self { limit: limit.max(1), slots: Mutex::new(HashMap::new()) }
     }
 
-    /// Waits for a free connection slot to `ip`; the slot is freed when the permit drops.
-    async fn acquire(&self, ip: IpAddr) -> Option<OwnedSemaphorePermit> {
+    /// A free connection slot to `ip`, or `None` when all are taken; the slot is freed
+    /// when the permit drops. Never waits: a worker waiting here would hold its domain's
+    /// and the global connection slots while other destinations starve.
+    fn try_acquire(&self, ip: IpAddr) -> Option<OwnedSemaphorePermit> {
         let sem = {
             let mut map = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             // Forget idle hosts so the map does not grow without bound.
@@ -64,8 +66,16 @@ impl HostSlots {
             }
             map.entry(ip).or_insert_with(|| Arc::new(Semaphore::new(self.limit))).clone()
         };
-        sem.acquire_owned().await.ok()
+        sem.try_acquire_owned().ok()
     }
+}
+
+/// Why no session could be opened.
+pub enum ConnectError {
+    /// Every address is at `max_connections_per_host`: try again shortly; not an attempt.
+    Busy,
+    /// Every host failed; the evidence of the last one tried.
+    Failed(Box<Evidence>),
 }
 
 /// An open, greeted session with one MX host.
@@ -119,18 +129,22 @@ impl Client {
     /// Tries each host and address in order until one greets and accepts EHLO/HELO. A
     /// connection failure or a 4xx/5xx greeting moves on to the next (RFC 5321 §5.1).
     /// On total failure, returns the evidence of the last host tried.
-    pub async fn connect(&self, domain: &str, hosts: &[MxHost]) -> Result<Session, Box<Evidence>> {
+    pub async fn connect(&self, domain: &str, hosts: &[MxHost]) -> Result<Session, ConnectError> {
         let mut last = Box::new(blank_evidence(domain, Stage::Connect));
         last.network = Some("no address to connect to".into());
+        let mut tried = false;
         for host in hosts {
             for ip in &host.addrs {
-                match self.open(domain, host, *ip, true).await {
+                let Some(slot) = self.host_slots.try_acquire(*ip) else { continue };
+                tried = true;
+                match self.open(domain, host, *ip, true, slot).await {
                     Ok(s) => return Ok(s),
                     // Opportunistic TLS (RFC 7435 §3): a failed handshake must not stop
                     // delivery; try the same host again in plaintext, as Postfix does.
                     Err(e) if e.stage == Stage::StartTls && self.tls.is_some() => {
                         let why = e.tls.clone().unwrap_or_default();
-                        match self.open(domain, host, *ip, false).await {
+                        let Some(slot) = self.host_slots.try_acquire(*ip) else { continue };
+                        match self.open(domain, host, *ip, false, slot).await {
                             Ok(mut s) => {
                                 s.tls_fallback =
                                     Some(format!("none: STARTTLS failed ({why}); sent in plaintext"));
@@ -143,7 +157,7 @@ impl Client {
                 }
             }
         }
-        Err(last)
+        Err(if tried { ConnectError::Failed(last) } else { ConnectError::Busy })
     }
 
     async fn open(
@@ -152,11 +166,11 @@ impl Client {
         host: &MxHost,
         ip: IpAddr,
         starttls: bool,
+        slot: OwnedSemaphorePermit,
     ) -> Result<Session, Box<Evidence>> {
         let mut ev = blank_evidence(domain, Stage::Connect);
         ev.remote_host = Some(host.name.clone());
         ev.remote_ip = Some(ip.to_string());
-        let slot = self.host_slots.acquire(ip).await;
         let addr = SocketAddr::new(ip, self.port);
         let stream = match timeout(self.connect_timeout, self.dial(addr)).await {
             Ok(Ok(s)) => s,
@@ -171,7 +185,7 @@ impl Client {
         };
         let _ = stream.set_nodelay(true);
         let mut s = Session {
-            _slot: slot,
+            _slot: Some(slot),
             io: Box::new(stream),
             parser: ReplyParser::new(),
             caps: Capabilities::default(),
@@ -443,18 +457,17 @@ fn parse_orcpt(s: &str) -> Option<Orcpt> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_host_gets_no_more_connections_than_its_limit() {
+    #[test]
+    fn a_host_gets_no_more_connections_than_its_limit() {
         let slots = HostSlots::new(2);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let a = slots.acquire(ip).await;
-        let _b = slots.acquire(ip).await;
-        let third = tokio::time::timeout(Duration::from_millis(50), slots.acquire(ip)).await;
-        assert!(third.is_err(), "the third connection to one host waits");
-        assert!(slots.acquire(other).await.is_some(), "another host is not held up");
+        let a = slots.try_acquire(ip);
+        let b = slots.try_acquire(ip);
+        assert!(a.is_some() && b.is_some());
+        assert!(slots.try_acquire(ip).is_none(), "no third connection to one host");
+        assert!(slots.try_acquire(other).is_some(), "another host is not held up");
         drop(a);
-        let third = tokio::time::timeout(Duration::from_millis(50), slots.acquire(ip)).await;
-        assert!(third.is_ok_and(|p| p.is_some()), "a freed slot is reused");
+        assert!(slots.try_acquire(ip).is_some(), "a freed slot is reused");
     }
 }

@@ -94,6 +94,8 @@ pub struct Queue {
     /// Deferred jobs by due time; the sequence number keeps equal times distinct.
     timers: BTreeMap<(SystemTime, u64), Job>,
     seq: u64,
+    /// Where the next dispatch round starts.
+    rotation: usize,
 }
 
 /// The domain part of a stored recipient address, lowercased.
@@ -112,6 +114,7 @@ impl Queue {
             destinations: HashMap::new(),
             timers: BTreeMap::new(),
             seq: 0,
+            rotation: 0,
         }
     }
 
@@ -163,6 +166,11 @@ impl Queue {
         self.destinations.entry(job.domain.clone()).or_default().ready.push_back(job);
     }
 
+    /// Puts a job back to be tried at `at`, without counting an attempt.
+    pub fn later(&mut self, job: Job, at: SystemTime) {
+        self.arm(at, job);
+    }
+
     /// Moves every job due at `now` to its destination's ready queue.
     pub fn wake(&mut self, now: SystemTime) {
         while let Some(entry) = self.timers.first_entry() {
@@ -180,17 +188,38 @@ impl Queue {
     }
 
     /// Destinations that should get one more connection now. Each returned domain counts
-    /// as active until [`Queue::worker_exit`].
+    /// as active until [`Queue::worker_exit`]. Connections are handed out one per
+    /// destination per round, from a rotating start, so that when the global limit binds
+    /// no destination is always served last.
     pub fn dispatch(&mut self) -> Vec<Arc<str>> {
+        let wants = |d: &Destination, max: usize| d.ready.len() > d.active && d.active < max;
+        let mut wanting: Vec<Arc<str>> = self
+            .destinations
+            .iter()
+            .filter(|(_, d)| wants(d, self.max_per_domain))
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut out = Vec::new();
-        for (domain, d) in self.destinations.iter_mut() {
-            while self.active_total < self.max_total
-                && d.active < self.max_per_domain
-                && d.ready.len() > d.active
-            {
-                d.active += 1;
-                self.active_total += 1;
-                out.push(domain.clone());
+        if wanting.is_empty() {
+            return out;
+        }
+        self.rotation = self.rotation.wrapping_add(1);
+        let n = wanting.len();
+        wanting.rotate_left(self.rotation % n);
+        let mut progress = true;
+        while progress && self.active_total < self.max_total {
+            progress = false;
+            for k in &wanting {
+                if self.active_total >= self.max_total {
+                    break;
+                }
+                let Some(d) = self.destinations.get_mut(k) else { continue };
+                if wants(d, self.max_per_domain) {
+                    d.active += 1;
+                    self.active_total += 1;
+                    out.push(k.clone());
+                    progress = true;
+                }
             }
         }
         out

@@ -254,3 +254,25 @@ fn a_bounce_that_cannot_be_spooled_sends_its_recipients_back_to_retry() {
     assert_eq!(q.dispatch(), vec![Arc::from("b.test")]);
     assert_eq!(q.take("b.test").unwrap().rcpts, vec![0]);
 }
+
+#[test]
+fn under_the_global_limit_every_destination_gets_its_turn() {
+    let mut q = Queue::new(policy(), 10, 3);
+    for d in ["a.test", "b.test", "c.test", "d.test", "e.test"] {
+        for _ in 0..4 {
+            add(&mut q, &[(&format!("u@{d}"), 0)], "s@s.test");
+        }
+    }
+    let mut served = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let got = q.dispatch();
+        assert_eq!(got.len(), 3, "the global limit binds");
+        let distinct: std::collections::HashSet<_> = got.iter().cloned().collect();
+        assert_eq!(distinct.len(), 3, "one connection per destination per round: {got:?}");
+        for d in got {
+            served.insert(d.clone());
+            q.worker_exit(&d);
+        }
+    }
+    assert_eq!(served.len(), 5, "no destination starves");
+}

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::janitor::Janitor;
 use super::queue::{Effect, Job, Outcome, Queue, RcptState};
-use crate::deliver::{Client, OutMessage, Session, blank_evidence, reply_evidence};
+use crate::deliver::{Client, ConnectError, OutMessage, Session, blank_evidence, reply_evidence};
 use crate::outcome::{Attempted, Delivered, unix};
 use crate::report::Reporter;
 use crate::route::Router;
@@ -118,7 +118,13 @@ impl Runner {
         };
         let mut session = match self.client.connect(domain, &hosts).await {
             Ok(s) => s,
-            Err(ev) => {
+            Err(ConnectError::Busy) => {
+                // Every MX address is at its connection limit (shared with other domains):
+                // come back shortly, without counting an attempt.
+                self.queue().later(first, SystemTime::now() + Duration::from_secs(1));
+                return;
+            }
+            Err(ConnectError::Failed(ev)) => {
                 // Unreachable hosts are temporary; a host that answered 5xx refuses for good.
                 let permanent = ev.reply.as_ref().is_some_and(|r| (500..600).contains(&r.code));
                 self.settle_all(domain, first, *ev, permanent).await;
