@@ -23,6 +23,10 @@ pub struct Delivered {
     pub remote_ip: String,
     pub tls: Option<String>,
     pub at: u64,
+    /// The next hop offered DSN, so NOTIFY went on with the message and success reports
+    /// are its job now (RFC 3461 §5.2.2).
+    #[serde(default)]
+    pub dsn_passed_on: bool,
 }
 
 pub fn unix(t: SystemTime) -> u64 {

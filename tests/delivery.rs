@@ -243,3 +243,41 @@ async fn nothing_accepted_is_lost_across_kill_9() {
     rcpts.dedup();
     assert_eq!(rcpts.len(), n, "every accepted message is delivered after the crash\n{}", h.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_success_is_passed_on_or_reported_as_relayed() {
+    let net = 10;
+    let dns = dns(vec![
+        zone("plain.test", "@ MX 10 mx\nmx A 127.0.10.21\n"),
+        zone("dsn.test", "@ MX 10 mx\nmx A 127.0.10.22\n"),
+        sender_zone(net),
+    ])
+    .await;
+    let no_dsn =
+        Script::default().ehlo_extensions(["PIPELINING", "8BITMIME", "SIZE 52428800", "ENHANCEDSTATUSCODES"]);
+    let plain = Receiver::start(format!("127.0.10.21:{PORT}").parse().unwrap(), no_dsn).await.unwrap();
+    let with_dsn =
+        Receiver::start(format!("127.0.10.22:{PORT}").parse().unwrap(), Script::default()).await.unwrap();
+    let mailbox = sender_box(net).await;
+    let h = Homing::start(&Setup::new("127.0.10.1:2525", dns.addr, PORT));
+    send(
+        h.addr,
+        "alice@sender.test",
+        &["<a@plain.test> NOTIFY=SUCCESS", "<b@dsn.test> NOTIFY=SUCCESS"],
+        "ack",
+    );
+    assert_eq!(plain.wait_for(1, WAIT).await.len(), 1);
+    let passed = with_dsn.wait_for(1, WAIT).await;
+    assert!(
+        passed[0].rcpt_params.iter().any(|p| p.contains("NOTIFY=SUCCESS")),
+        "{:?}",
+        passed[0].rcpt_params
+    );
+    let dsn = mailbox.wait_for(1, WAIT).await;
+    let text = dsn[0].data_text();
+    assert!(text.contains("Final-Recipient: rfc822; a@plain.test"), "{text}");
+    assert!(text.contains("Action: relayed"), "{text}");
+    assert!(!text.contains("Final-Recipient: rfc822; b@dsn.test"), "the DSN-capable hop reports b: {text}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mailbox.messages().len(), 1, "exactly one success notice");
+}

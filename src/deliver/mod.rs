@@ -426,6 +426,11 @@ impl Session {
         Ok((from, mail_params, rcpts))
     }
 
+    /// Whether the server takes DSN parameters (RFC 3461), which homing then passes on.
+    pub fn offers_dsn(&self) -> bool {
+        self.caps.dsn
+    }
+
     /// QUIT politely; errors do not matter any more.
     pub async fn quit(mut self) {
         let _ = timeout(Duration::from_secs(5), self.command(Stage::Mail, &Command::Quit)).await;

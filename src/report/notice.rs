@@ -53,7 +53,9 @@ impl Reporter {
                 Some(DsnRecipient {
                     final_recipient: r.address.clone(),
                     original_recipient: r.orcpt.clone(),
-                    action: DsnAction::Delivered,
+                    // homing hands mail on to another server; "delivered" would claim
+                    // final delivery it cannot see (RFC 3464 §2.3.3).
+                    action: DsnAction::Relayed,
                     status: "2.0.0".into(),
                     remote_mta: Some(d.remote_host.clone()),
                     diagnostic: Some(d.reply.clone()),

@@ -321,7 +321,9 @@ impl Queue {
                 Outcome::Delivered(d) => {
                     state.status = RecipientStatus::Delivered;
                     records.push(StateRecord::Delivered { rcpt: idx, at: now, detail: d.to_json() });
-                    if may_notify && notify_wants(notify, homing_spool::NOTIFY_SUCCESS) {
+                    // RFC 3461 §5.2.2: when NOTIFY went on to a DSN-capable next hop, the
+                    // success report is its to give; otherwise homing reports "relayed".
+                    if may_notify && !d.dsn_passed_on && notify_wants(notify, homing_spool::NOTIFY_SUCCESS) {
                         success.push((idx, d));
                     }
                 }

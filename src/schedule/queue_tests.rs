@@ -69,6 +69,7 @@ fn delivered() -> Outcome {
         remote_ip: "127.0.0.1".into(),
         tls: None,
         at: 0,
+        dsn_passed_on: false,
     }))
 }
 
@@ -275,4 +276,21 @@ fn under_the_global_limit_every_destination_gets_its_turn() {
         }
     }
     assert_eq!(served.len(), 5, "no destination starves");
+}
+
+#[test]
+fn no_success_notice_when_the_next_hop_took_the_dsn_request() {
+    let mut q = Queue::new(policy(), 10, 100);
+    add(&mut q, &[("a@b.test", homing_spool::NOTIFY_SUCCESS)], "s@s.test");
+    q.dispatch();
+    let job = q.take("b.test").unwrap();
+    let passed_on = Outcome::Delivered(Arc::new(Delivered {
+        reply: "250 ok".into(),
+        remote_host: "mx".into(),
+        remote_ip: "127.0.0.1".into(),
+        tls: None,
+        at: 0,
+        dsn_passed_on: true,
+    }));
+    assert_eq!(names(&q.complete(&job, vec![(0, passed_on)], t(10), 0.5)), vec!["delivered", "remove"]);
 }

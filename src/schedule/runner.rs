@@ -232,6 +232,7 @@ impl Runner {
                             remote_ip: session.ip.to_string(),
                             tls: tls.clone(),
                             at: unix(now),
+                            dsn_passed_on: session.offers_dsn(),
                         }))
                     } else {
                         let mut e = ev.clone();
