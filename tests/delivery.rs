@@ -281,3 +281,30 @@ async fn notify_success_is_passed_on_or_reported_as_relayed() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mailbox.messages().len(), 1, "exactly one success notice");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusing_backup_mx_does_not_bounce_mail_the_primary_may_still_take() {
+    let dns = dns(vec![zone(
+        "rx.test",
+        "@ MX 10 primary\n@ MX 20 backup\nprimary A 127.0.11.99\nbackup A 127.0.11.22\n",
+    )])
+    .await;
+    let backup = Receiver::start(
+        format!("127.0.11.22:{PORT}").parse().unwrap(),
+        Script::default().greeting("554 5.7.1 backup.rx.test does not relay for you"),
+    )
+    .await
+    .unwrap();
+    let mut setup = Setup::new("127.0.11.1:2525", dns.addr, PORT);
+    setup.queue = "retry_intervals = [\"1h\"]\n";
+    let h = Homing::start(&setup);
+    send(h.addr, "alice@sender.test", &["<bob@rx.test>"], "primary down");
+    let ev = h.wait_events(WAIT, |e| count(e, "deferred") == 1);
+    assert_eq!(count(&ev, "bounced"), 0, "deferred, not bounced: {ev:#?}");
+    assert!(backup.connections() >= 1, "the backup was tried");
+    let d = ev.iter().find(|e| e["event"] == "deferred").unwrap();
+    assert_eq!(
+        d["result"]["explanation"]["evidence"]["remote_ip"], "127.0.11.99",
+        "the primary's failure is reported: {d}"
+    );
+}

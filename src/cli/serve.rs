@@ -107,7 +107,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = spool.remove(&m.id);
             continue;
         }
-        let due = open.iter().filter_map(|r| r.next_attempt).min();
+        // A recipient never tried (pending at the crash) is tried at once.
+        let due = if open.iter().any(|r| r.next_attempt.is_none()) {
+            None
+        } else {
+            open.iter().filter_map(|r| r.next_attempt).min()
+        };
         runner.enqueue(m.id, Arc::new(m.envelope), states, due);
     }
     tracing::info!(

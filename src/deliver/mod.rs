@@ -133,6 +133,9 @@ impl Client {
         let mut last = Box::new(blank_evidence(domain, Stage::Connect));
         last.network = Some("no address to connect to".into());
         let mut tried = false;
+        // A host that failed temporarily might still take the mail: it outranks a 5xx from
+        // another host, so the message is deferred rather than bounced (as Postfix does).
+        let mut temporary: Option<Box<Evidence>> = None;
         for host in hosts {
             for ip in &host.addrs {
                 let Some(slot) = self.host_slots.try_acquire(*ip) else { continue };
@@ -150,14 +153,14 @@ impl Client {
                                     Some(format!("none: STARTTLS failed ({why}); sent in plaintext"));
                                 return Ok(s);
                             }
-                            Err(e) => last = e,
+                            Err(e) => last = note_failure(&mut temporary, e),
                         }
                     }
-                    Err(e) => last = e,
+                    Err(e) => last = note_failure(&mut temporary, e),
                 }
             }
         }
-        Err(if tried { ConnectError::Failed(last) } else { ConnectError::Busy })
+        Err(if tried { ConnectError::Failed(temporary.unwrap_or(last)) } else { ConnectError::Busy })
     }
 
     async fn open(
@@ -436,6 +439,14 @@ impl Session {
         let _ = timeout(Duration::from_secs(5), self.command(Stage::Mail, &Command::Quit)).await;
         let _ = self.io.shutdown().await;
     }
+}
+
+/// Keeps the latest temporary failure aside; returns the evidence as the latest failure.
+fn note_failure(temporary: &mut Option<Box<Evidence>>, e: Box<Evidence>) -> Box<Evidence> {
+    if e.reply.as_ref().is_none_or(|r| r.code < 500) {
+        *temporary = Some(e.clone());
+    }
+    e
 }
 
 /// The reply that decided recipient `i` and the stage it came at.
