@@ -72,24 +72,21 @@ pub fn dot_stuff(data: &[u8]) -> Vec<u8> {
     let mut line_start = true;
     let mut i = 0;
     while i < data.len() {
-        let b = data[i];
-        i += 1;
-        match b {
-            b'\r' | b'\n' => {
-                if b == b'\r' && data.get(i) == Some(&b'\n') {
-                    i += 1;
-                }
-                out.extend_from_slice(b"\r\n");
-                line_start = true;
+        let rest = &data[i..];
+        // Copy each run of line content at once; only line endings and leading dots need care.
+        let n = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+        if n > 0 {
+            if line_start && rest[0] == b'.' {
+                out.push(b'.');
             }
-            _ => {
-                if line_start && b == b'.' {
-                    out.push(b'.');
-                }
-                out.push(b);
-                line_start = false;
-            }
+            out.extend_from_slice(&rest[..n]);
+            line_start = false;
+            i += n;
+            continue;
         }
+        i += if rest[0] == b'\r' && rest.get(1) == Some(&b'\n') { 2 } else { 1 };
+        out.extend_from_slice(b"\r\n");
+        line_start = true;
     }
     if !line_start {
         out.extend_from_slice(b"\r\n");

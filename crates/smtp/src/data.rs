@@ -78,11 +78,31 @@ impl DataDecoder {
         if self.status != DataStatus::More {
             return 0;
         }
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while i < input.len() {
+            // Inside a line every octet up to the next CR or LF is plain content: copy the
+            // whole run at once instead of octet by octet.
+            let plain = match self.pos {
+                Pos::Mid => true,
+                Pos::LineStart => !matches!(input[i], b'.' | b'\r' | b'\n'),
+                _ => false,
+            };
+            if plain {
+                let rest = &input[i..];
+                let n = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+                if n > 0 {
+                    self.push(&rest[..n]);
+                    self.pos = Pos::Mid;
+                    i += n;
+                    continue;
+                }
+            }
+            let b = input[i];
+            i += 1;
             self.pos = match (self.pos, b) {
                 (Pos::DotCr, b'\n') => {
                     self.status = DataStatus::Done;
-                    return i + 1;
+                    return i;
                 }
                 (Pos::Cr, b'\n') => {
                     self.push(b"\r\n");
@@ -90,7 +110,7 @@ impl DataDecoder {
                 }
                 (Pos::DotCr | Pos::Cr, _) | (_, b'\n') => {
                     self.status = DataStatus::BareLineEnding;
-                    return i + 1;
+                    return i;
                 }
                 (Pos::LineStart, b'.') => Pos::Dot,
                 (Pos::Dot, b'\r') => Pos::DotCr,
