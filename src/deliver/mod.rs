@@ -116,21 +116,12 @@ pub struct RcptResult {
     pub reply: Reply,
 }
 
-/// Evidence about one host/domain with nothing observed yet.
-pub fn blank_evidence(domain: &str, stage: Stage) -> Evidence {
-    Evidence::bare(stage, domain)
-}
-
-pub fn reply_evidence(r: &Reply) -> ReplyEvidence {
-    ReplyEvidence { code: r.code, status: r.status.map(|s| s.to_string()), text: r.lines.join("\n") }
-}
-
 impl Client {
     /// Tries each host and address in order until one greets and accepts EHLO/HELO. A
     /// connection failure or a 4xx/5xx greeting moves on to the next (RFC 5321 §5.1).
     /// On total failure, returns the evidence of the last host tried.
     pub async fn connect(&self, domain: &str, hosts: &[MxHost]) -> Result<Session, ConnectError> {
-        let mut last = Box::new(blank_evidence(domain, Stage::Connect));
+        let mut last = Box::new(Evidence::bare(Stage::Connect, domain));
         last.network = Some("no address to connect to".into());
         let mut tried = false;
         // A host that failed temporarily might still take the mail: it outranks a 5xx from
@@ -171,7 +162,7 @@ impl Client {
         starttls: bool,
         slot: OwnedSemaphorePermit,
     ) -> Result<Session, Box<Evidence>> {
-        let mut ev = blank_evidence(domain, Stage::Connect);
+        let mut ev = Evidence::bare(Stage::Connect, domain);
         ev.remote_host = Some(host.name.clone());
         ev.remote_ip = Some(ip.to_string());
         let addr = SocketAddr::new(ip, self.port);
@@ -222,7 +213,7 @@ impl Client {
 
 impl Session {
     fn evidence(&self, stage: Stage) -> Evidence {
-        let mut ev = blank_evidence(&self.domain, stage);
+        let mut ev = Evidence::bare(stage, &self.domain);
         ev.remote_host = Some(self.host.clone());
         ev.remote_ip = Some(self.ip.to_string());
         // `Evidence::tls` is for TLS *failures*; a working TLS session is reported with the
@@ -232,7 +223,7 @@ impl Session {
 
     fn refused(&self, stage: Stage, reply: &Reply) -> Box<Evidence> {
         let mut ev = self.evidence(stage);
-        ev.reply = Some(reply_evidence(reply));
+        ev.reply = Some(ReplyEvidence::from(reply));
         Box::new(ev)
     }
 

@@ -103,6 +103,21 @@ pub fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
+/// Groups recipient indices by destination domain, in order of first appearance; indices
+/// outside the envelope are dropped.
+fn by_domain(envelope: &Envelope, rcpts: impl Iterator<Item = u32>) -> Vec<(Arc<str>, Vec<u32>)> {
+    let mut groups: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
+    for i in rcpts {
+        let Some(r) = envelope.recipients.get(i as usize) else { continue };
+        let d = domain_of(&r.address).to_ascii_lowercase();
+        match groups.iter_mut().find(|(k, _)| **k == *d) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((Arc::from(d.as_str()), vec![i])),
+        }
+    }
+    groups
+}
+
 impl Queue {
     pub fn new(policy: RetryPolicy, max_per_domain: usize, max_total: usize) -> Self {
         Self {
@@ -136,17 +151,9 @@ impl Queue {
         due: Option<SystemTime>,
         now: SystemTime,
     ) {
-        let mut by_domain: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
-        for (i, r) in envelope.recipients.iter().enumerate() {
-            if rcpts.get(i).is_some_and(RcptState::is_final) {
-                continue;
-            }
-            let d = domain_of(&r.address).to_ascii_lowercase();
-            match by_domain.iter_mut().find(|(k, _)| **k == *d) {
-                Some((_, v)) => v.push(i as u32),
-                None => by_domain.push((Arc::from(d.as_str()), vec![i as u32])),
-            }
-        }
+        let open = (0..envelope.recipients.len() as u32)
+            .filter(|&i| !rcpts.get(i as usize).is_some_and(RcptState::is_final));
+        let by_domain = by_domain(&envelope, open);
         self.messages.insert(id.clone(), Entry { envelope, rcpts, notices: 0 });
         for (domain, list) in by_domain {
             let job = Job { id: id.clone(), domain, rcpts: list };
@@ -249,20 +256,12 @@ impl Queue {
     ) -> Option<Effect> {
         let entry = self.messages.get_mut(id)?;
         entry.notices = entry.notices.saturating_sub(1);
-        let mut retry: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
         for &i in unsent {
-            let (Some(state), Some(r)) =
-                (entry.rcpts.get_mut(i as usize), entry.envelope.recipients.get(i as usize))
-            else {
-                continue;
-            };
-            state.status = RecipientStatus::Deferred;
-            let d = domain_of(&r.address).to_ascii_lowercase();
-            match retry.iter_mut().find(|(k, _)| **k == *d) {
-                Some((_, v)) => v.push(i),
-                None => retry.push((Arc::from(d.as_str()), vec![i])),
+            if let Some(state) = entry.rcpts.get_mut(i as usize) {
+                state.status = RecipientStatus::Deferred;
             }
         }
+        let retry = by_domain(&entry.envelope, unsent.iter().copied());
         let received = entry.envelope.received_at;
         let done = entry.notices == 0 && entry.rcpts.iter().all(RcptState::is_final);
         for (domain, rcpts) in retry {

@@ -4,14 +4,14 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use homing_explain::{Evidence, Stage, explain};
+use homing_explain::{Evidence, ReplyEvidence, Stage, explain};
 use homing_spool::{Envelope, MessageId, Spool, SpoolError, StateRecord};
 use serde_json::json;
 use tokio::sync::Notify;
 
 use super::janitor::Janitor;
 use super::queue::{Effect, Job, Outcome, Queue, RcptState};
-use crate::deliver::{Client, ConnectError, OutMessage, Session, blank_evidence, reply_evidence};
+use crate::deliver::{Client, ConnectError, OutMessage, Session};
 use crate::outcome::{Attempted, Delivered, unix};
 use crate::report::Reporter;
 use crate::route::Router;
@@ -110,7 +110,7 @@ impl Runner {
         let hosts = match self.router.route(domain).await {
             Ok(h) => h,
             Err(e) => {
-                let mut ev = blank_evidence(domain, Stage::Route);
+                let mut ev = Evidence::bare(Stage::Route, domain);
                 ev.dns = Some(e.evidence());
                 self.settle_all(domain, first, ev, e.is_permanent()).await;
                 return;
@@ -183,7 +183,7 @@ impl Runner {
             Err(e @ (SpoolError::Quarantined { .. } | SpoolError::NotFound { .. })) => (e.to_string(), true),
             Err(e) => (e.to_string(), false),
         };
-        let mut ev = blank_evidence(&job.domain, Stage::Queue);
+        let mut ev = Evidence::bare(Stage::Queue, &*job.domain);
         ev.network = Some(format!("the spooled message cannot be read: {why}"));
         if gone {
             tracing::error!(queue_id = %job.id, error = %why, "spooled message unreadable; its recipients are bounced");
@@ -219,7 +219,7 @@ impl Runner {
         match session.send(&msg).await {
             Ok(results) => {
                 let mut outcomes = Vec::with_capacity(results.len());
-                let mut ev = blank_evidence(&job.domain, Stage::Dot);
+                let mut ev = Evidence::bare(Stage::Dot, &*job.domain);
                 ev.remote_host = Some(session.host.clone());
                 ev.remote_ip = Some(session.ip.to_string());
                 for (&idx, r) in job.rcpts.iter().zip(&results) {
@@ -235,7 +235,7 @@ impl Runner {
                     } else {
                         let mut e = ev.clone();
                         e.stage = r.stage;
-                        e.reply = Some(reply_evidence(&r.reply));
+                        e.reply = Some(ReplyEvidence::from(&r.reply));
                         let x = explain(&e);
                         let hard = r.reply.is_permanent() && x.hard;
                         let a = Arc::new(Attempted::new(x, now));
@@ -243,7 +243,7 @@ impl Runner {
                     };
                     outcomes.push((idx, outcome));
                 }
-                ev.reply = results.last().map(|r| reply_evidence(&r.reply));
+                ev.reply = results.last().map(|r| ReplyEvidence::from(&r.reply));
                 self.attempt_event(job, &ev, Some(&results), tls.as_deref());
                 self.apply(job, outcomes).await;
                 // RFC 5321 §3.8: after 421 the server closes the channel.
