@@ -122,7 +122,17 @@ fn c_stream(addr: SocketAddr) -> std::net::TcpStream {
 #[tokio::test(flavor = "multi_thread")]
 async fn past_max_sessions_a_client_is_told_to_come_back_later() {
     let (_dns, h) = homing("127.0.40.7:2525", "[smtp]\nmax_sessions = 1\n").await;
-    let mut first = Smtp::connect(h.addr);
+    // The harness's readiness probe is a session too; wait until it has ended and the one
+    // slot is free again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut first = loop {
+        let c = Smtp::connect(h.addr);
+        if c.log.last().is_some_and(|l| l.starts_with("S: 220")) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the session slot never came free: {:#?}", c.log);
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(first.cmd("EHLO one.test").starts_with("250"));
     let second = Smtp::connect(h.addr);
     let greeting = second.log.last().cloned().unwrap_or_default();
