@@ -1,6 +1,7 @@
-//! The command line: `homing serve`, `homing config check|show`.
+//! The command line: `homing serve`, `homing why`, `homing config check|show`.
 
 mod serve;
+mod why;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Explain bounces (files, directories, mboxes, Maildirs or stdin) or one SMTP reply:
+    /// per failed recipient, the reason, the cause and the fix.
+    Why(why::WhyArgs),
     /// Check or print the configuration.
     Config {
         #[command(subcommand)]
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::run(config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Why(args) => why::run(args),
         Command::Config { action: ConfigAction::Check { config } } => {
             load(config.as_ref())?;
             println!("configuration ok");

@@ -65,6 +65,7 @@ impl Rules {
             fix: template::render(&rule.fix, &ctx),
             status,
             evidence: ev.clone(),
+            rule: rule.id.clone(),
         }
     }
 
@@ -118,6 +119,7 @@ fn unclassified(ev: &Evidence, why: &str) -> Explanation {
             .into(),
         status: if hard { "5.0.0" } else { "4.0.0" }.into(),
         evidence: ev.clone(),
+        rule: String::new(),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Explanation {
     pub status: String,
     /// What the explanation rests on.
     pub evidence: Evidence,
+    /// The id of the rule that matched (`rules/*.toml`), or empty when none did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
 }
 
 impl Explanation {
@@ -60,6 +63,7 @@ impl Explanation {
             fix: last.fix.clone(),
             status: status.to_string(),
             evidence: last.evidence.clone(),
+            rule: last.rule.clone(),
         }
     }
 

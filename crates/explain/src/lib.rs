@@ -5,6 +5,8 @@
 //! - [`evidence`]: what an attempt observed ([`Evidence`]).
 //! - [`explain`]: classify evidence into an [`Explanation`] using the rules in `rules/*.toml`
 //!   ([`Rules`]), where every rule carries examples the tests check.
+//! - [`bounce`]: read bounces from any server (RFC 3464 reports, ARF complaints, the prose
+//!   of servers that send neither) and explain each failed recipient.
 //! - [`dsn`]: write delivery status notifications (RFC 3464, RFC 6522).
 //!
 //! ```
@@ -22,6 +24,7 @@
 //! println!("{}", why.summary());
 //! ```
 
+pub mod bounce;
 mod classify;
 pub mod dsn;
 pub mod evidence;

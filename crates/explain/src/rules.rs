@@ -19,6 +19,7 @@ use crate::template;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/transport.toml", include_str!("../rules/transport.toml")),
     ("rules/providers.toml", include_str!("../rules/providers.toml")),
+    ("rules/bounces.toml", include_str!("../rules/bounces.toml")),
     ("rules/replies.toml", include_str!("../rules/replies.toml")),
     ("rules/codes.toml", include_str!("../rules/codes.toml")),
     ("rules/blocklists.toml", include_str!("../rules/blocklists.toml")),
@@ -201,6 +202,12 @@ impl Rule {
         }
     }
 
+    /// Whether the rule recognised words in the evidence (rather than only codes or the
+    /// stage): the strongest kind of match.
+    pub fn looks_at_text(&self) -> bool {
+        self.tier() == 0
+    }
+
     /// Whether the rule looks only at the enhanced status and the code (used to tell
     /// whether a reply's own status agrees with a text rule).
     pub(crate) fn is_status_rule(&self) -> bool {
@@ -295,6 +302,11 @@ impl Rules {
             let lower = lower.as_deref()?;
             self.rules.iter().find(|r| r.source == *source && r.matches(ev, lower))
         })
+    }
+
+    /// The rule with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
     }
 
     /// The first status-only rule matching this reply, ignoring its text.

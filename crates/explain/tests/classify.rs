@@ -302,7 +302,7 @@ fn status_code_alone_decides_when_text_says_nothing() {
         (550, "5.7.26", Reason::AuthFailure, true),
         (550, "5.7.27", Reason::AuthFailure, true),
         (550, "5.7.25", Reason::RequirePtr, false),
-        (554, "5.4.6", Reason::SystemError, true),
+        (554, "5.4.6", Reason::NetworkError, true),
         (452, "4.5.3", Reason::RateLimited, false),
         (550, "5.7.1", Reason::PolicyViolation, true),
     ];

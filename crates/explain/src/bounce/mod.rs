@@ -1,0 +1,570 @@
+//! Reading bounces: any delivery failure report from any server, turned into one
+//! [`Finding`] per failed recipient with its [`Explanation`].
+//!
+//! - [`mime`]: the message structure (RFC 5322, MIME).
+//! - [`fields`]: RFC 3464 delivery-status and RFC 5965 feedback-report fields.
+//! - [`prose`]: the human-readable texts servers send instead of, or beside, a report.
+//!
+//! What a report says in its fields wins over what its prose says; prose fills in what the
+//! fields leave out (many servers put only `5.0.0` in `Status:` and the reason in words).
+
+pub mod fields;
+pub mod mime;
+pub mod prose;
+mod ses;
+mod signals;
+
+use serde::Serialize;
+
+use crate::evidence::{Evidence, ReplyEvidence};
+use crate::explanation::Explanation;
+use crate::taxonomy::{Actor, Reason, Scope, Stage};
+use mime::{Headers, Part};
+
+pub use signals::{pseudo_status, reply_code, stage_of, status_in};
+
+/// What kind of message was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A delivery failure (or delay) report.
+    Bounce,
+    /// An abuse / feedback report (RFC 5965 ARF): the recipient complained.
+    Feedback,
+    /// An automatic reply (RFC 3834), such as a vacation message: not a failure.
+    AutoReply,
+    /// Nothing in it reports a failed delivery.
+    NotABounce,
+}
+
+/// One failed recipient as the report gave it, before interpretation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    pub recipient: String,
+    /// RFC 3464 `Action` (`failed`, `delayed`), lowercased.
+    pub action: Option<String>,
+    /// The enhanced status code the report gave, `d.d.d`.
+    pub status: Option<String>,
+    /// The diagnostic text: the `Diagnostic-Code` or the prose about this recipient.
+    pub diagnostic: String,
+    /// More prose from the same report, used when the diagnostic says too little.
+    pub context: String,
+    pub remote_mta: Option<String>,
+    /// RFC 5965 `Feedback-Type`, for complaints.
+    pub feedback_type: Option<String>,
+}
+
+/// A report as read: its kind and failed recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub kind: Kind,
+    pub failures: Vec<Failure>,
+    pub reporting_mta: Option<String>,
+    pub subject: String,
+    pub from: String,
+}
+
+/// A failed recipient, explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub recipient: String,
+    pub reason: Reason,
+    /// The enhanced status: the report's own when it gave one, else one found in its text,
+    /// else the reason's placeholder code (`pseudo_status`).
+    pub status: String,
+    #[serde(rename = "replycode")]
+    pub reply_code: Option<u16>,
+    #[serde(rename = "rhost")]
+    pub remote_host: Option<String>,
+    pub diagnostic: String,
+    pub hard: bool,
+    pub scope: Scope,
+    pub actor: Actor,
+    pub cause: String,
+    pub fix: String,
+    /// The rule that classified it (`rules/*.toml`), empty when none did.
+    pub rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback_type: Option<String>,
+    #[serde(skip)]
+    pub explanation: Option<Explanation>,
+}
+
+/// Reads a bounce. Never fails: garbage is a report of kind [`Kind::NotABounce`].
+pub fn read(raw: &[u8]) -> Report {
+    let (headers, parts) = mime::leaves(raw);
+    let subject = headers.text("subject").unwrap_or_default();
+    let from = headers.text("from").unwrap_or_default();
+    let mut report =
+        Report { kind: Kind::NotABounce, failures: Vec::new(), reporting_mta: None, subject, from };
+
+    if let Some(fb) = feedback(&parts) {
+        report.kind = Kind::Feedback;
+        report.failures = fb;
+        return report;
+    }
+
+    if let Some(ses) = parts
+        .iter()
+        .filter(|p| !p.in_original && p.content_type.mime == "text/plain")
+        .find_map(|p| ses::read(&p.text))
+        && !ses.failures.is_empty()
+    {
+        report.kind = if ses.complaint { Kind::Feedback } else { Kind::Bounce };
+        report.failures = ses.failures;
+        return report;
+    }
+
+    let ignore = own_addresses(&headers);
+    let note = notification_text(&parts);
+    let mentions = prose::mentions(&note, &ignore);
+    let (failures, reporting_mta) = delivery_status(&parts);
+    report.reporting_mta = reporting_mta;
+
+    let mut failures = if failures.is_empty() {
+        mentions
+            .iter()
+            .map(|m| Failure {
+                recipient: m.recipient.clone(),
+                diagnostic: m.text.clone(),
+                ..Failure::default()
+            })
+            .collect()
+    } else {
+        failures
+    };
+    if failures.is_empty() && looks_like_bounce(&headers, &note) {
+        let mut rcpts: Vec<String> =
+            headers.all("x-failed-recipients").flat_map(prose::all_addresses).collect();
+        if rcpts.is_empty() {
+            rcpts = original_recipients(&parts);
+        }
+        if rcpts.is_empty() {
+            rcpts = inline_original_recipients(&parts, &ignore);
+        }
+        rcpts.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        failures = rcpts.into_iter().map(|r| Failure { recipient: r, ..Failure::default() }).collect();
+    }
+    let single = failures.len() == 1;
+    for f in &mut failures {
+        if let Some(m) = mentions.iter().find(|m| m.recipient.eq_ignore_ascii_case(&f.recipient)) {
+            if f.diagnostic.is_empty() {
+                f.diagnostic = m.text.clone();
+            } else if !m.text.is_empty() && m.text != f.diagnostic {
+                f.context = m.text.clone();
+            }
+        }
+        if single || f.diagnostic.is_empty() {
+            if !f.context.is_empty() {
+                f.context.push('\n');
+            }
+            f.context.push_str(&note);
+        }
+    }
+    if !failures.is_empty() {
+        report.kind = Kind::Bounce;
+        report.failures = failures;
+    } else if is_auto_reply(&headers, &report.subject) {
+        report.kind = Kind::AutoReply;
+        let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
+        report.failures =
+            vec![Failure { recipient: who, diagnostic: report.subject.clone(), ..Failure::default() }];
+    }
+    report
+}
+
+/// The bounce's own addresses (its `From`, `To`, `Return-Path`): never failed recipients.
+fn own_addresses(headers: &Headers) -> Vec<String> {
+    ["from", "to", "return-path", "reply-to", "sender"]
+        .iter()
+        .flat_map(|h| headers.all(h).flat_map(prose::all_addresses).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The human-readable notification: text parts outside the attached original, HTML
+/// reduced to text, cut before any inline copy of the original.
+fn notification_text(parts: &[Part]) -> String {
+    let mut out = String::new();
+    let plain_exists = parts
+        .iter()
+        .any(|p| !p.in_original && p.content_type.mime == "text/plain" && !p.text.trim().is_empty());
+    for p in parts.iter().filter(|p| !p.in_original) {
+        let text = match p.content_type.mime.as_str() {
+            "text/plain" | "text/enriched" => p.text.clone(),
+            "text/html" if !plain_exists => strip_html(&p.text),
+            _ => continue,
+        };
+        out.push_str(prose::notification(&text));
+        out.push('\n');
+    }
+    out
+}
+
+fn strip_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .replace("<br>", "\n")
+}
+
+/// Failures from RFC 3464 `message/delivery-status` parts (or text parts that carry the
+/// same fields inline, as some servers send them), and the reporting MTA.
+fn delivery_status(parts: &[Part]) -> (Vec<Failure>, Option<String>) {
+    let mut out = Vec::new();
+    let mut reporting = None;
+    for p in parts.iter().filter(|p| !p.in_original) {
+        let is_report = matches!(
+            p.content_type.mime.as_str(),
+            "message/delivery-status" | "message/global-delivery-status" | "text/delivery-status"
+        );
+        let inline = p.content_type.mime == "text/plain"
+            && p.text.lines().any(|l| starts_with_ci(l, "final-recipient:"))
+            && p.text.lines().any(|l| starts_with_ci(l, "status:") || starts_with_ci(l, "action:"));
+        if !is_report && !inline {
+            continue;
+        }
+        for g in fields::groups(&p.text) {
+            if let Some(r) = g.get("reporting-mta") {
+                reporting.get_or_insert_with(|| fields::typed_text(r));
+            }
+            let Some(recipient) = g
+                .get("final-recipient")
+                .or_else(|| g.get("original-recipient"))
+                .or_else(|| g.get("x-actual-recipient"))
+                .and_then(fields::typed_address)
+            else {
+                continue;
+            };
+            let action = g.get("action").map(|a| a.trim().to_ascii_lowercase());
+            let status = g.get("status").and_then(status_in);
+            let succeeded = matches!(action.as_deref(), Some("delivered" | "relayed" | "expanded"))
+                || status.as_deref().is_some_and(|s| s.starts_with('2'));
+            if succeeded {
+                continue;
+            }
+            let diagnostic = g.get("diagnostic-code").map(fields::typed_text).unwrap_or_default();
+            let remote_mta = g.get("remote-mta").map(fields::typed_text).filter(|s| !s.is_empty());
+            if out.iter().any(|f: &Failure| f.recipient.eq_ignore_ascii_case(&recipient)) {
+                continue;
+            }
+            out.push(Failure { recipient, action, status, diagnostic, remote_mta, ..Failure::default() });
+        }
+    }
+    (out, reporting)
+}
+
+fn starts_with_ci(line: &str, prefix: &str) -> bool {
+    line.len() >= prefix.len() && line.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Complaints: RFC 5965 feedback reports, one failure per complained-about recipient.
+fn feedback(parts: &[Part]) -> Option<Vec<Failure>> {
+    let report = parts.iter().find(|p| !p.in_original && p.content_type.mime == "message/feedback-report")?;
+    let h = mime::parse_headers(report.text.as_bytes());
+    let kind = h.get("feedback-type").map(|s| s.trim().to_ascii_lowercase());
+    let mut rcpts: Vec<String> = h.all("original-rcpt-to").flat_map(prose::all_addresses).collect();
+    if rcpts.is_empty() {
+        rcpts = h.all("removal-recipient").flat_map(prose::all_addresses).collect();
+    }
+    if rcpts.is_empty() {
+        rcpts = original_recipients(parts);
+    }
+    if rcpts.is_empty() {
+        rcpts.push(String::new());
+    }
+    let diagnostic = notification_text(parts).trim().to_string();
+    Some(
+        rcpts
+            .into_iter()
+            .map(|r| Failure {
+                recipient: r,
+                feedback_type: kind.clone(),
+                diagnostic: diagnostic.clone(),
+                ..Failure::default()
+            })
+            .collect(),
+    )
+}
+
+/// The `To` addresses of the attached original message.
+fn original_recipients(parts: &[Part]) -> Vec<String> {
+    parts
+        .iter()
+        .filter(|p| p.in_original && p.content_type.mime == "text/rfc822-headers")
+        .find_map(|p| {
+            let h = mime::parse_headers(p.text.as_bytes());
+            let to: Vec<String> = h.all("to").flat_map(prose::all_addresses).collect();
+            (!to.is_empty()).then_some(to)
+        })
+        .unwrap_or_default()
+}
+
+/// The `To` of a copy of the original quoted inline after the notification (servers that
+/// attach no `message/rfc822` part).
+fn inline_original_recipients(parts: &[Part], ignore: &[String]) -> Vec<String> {
+    parts
+        .iter()
+        .filter(|p| !p.in_original && p.content_type.mime.starts_with("text/"))
+        .flat_map(|p| p.text.lines())
+        .filter(|l| starts_with_ci(l, "to:"))
+        .flat_map(prose::all_addresses)
+        .filter(|a| !ignore.iter().any(|i| i.eq_ignore_ascii_case(a)))
+        .take(1)
+        .collect()
+}
+
+/// Whether the message presents itself as a failure notice, by sender or subject.
+fn looks_like_bounce(headers: &Headers, note: &str) -> bool {
+    let from = headers.text("from").unwrap_or_default().to_ascii_lowercase();
+    let subject = headers.text("subject").unwrap_or_default().to_ascii_lowercase();
+    let daemon = ["mailer-daemon", "postmaster", "mail delivery", "mailer daemon", "mail administrator"]
+        .iter()
+        .any(|d| from.contains(d));
+    let subject_says = [
+        "undeliver",
+        "delivery status notification",
+        "delivery failure",
+        "failure notice",
+        "returned mail",
+        "mail delivery failed",
+        "delivery failed",
+        "non-delivery",
+        "nondeliverable",
+        "not delivered",
+        "could not be delivered",
+        "rejected",
+        "delivery problem",
+        "warning: could not send",
+    ]
+    .iter()
+    .any(|s| subject.contains(s));
+    let note = note.to_ascii_lowercase();
+    (daemon || subject_says) && !note.trim().is_empty()
+}
+
+/// RFC 3834 automatic replies, and the vacation responders that predate it.
+fn is_auto_reply(headers: &Headers, subject: &str) -> bool {
+    let auto = headers.get("auto-submitted").map(|v| v.to_ascii_lowercase());
+    if auto.as_deref().is_some_and(|v| v.starts_with("auto-replied")) {
+        return true;
+    }
+    if headers.get("x-autoreply").is_some()
+        || headers.get("x-autorespond").is_some()
+        || headers.get("x-autoresponder").is_some()
+        || headers.get("x-mail-autoreply").is_some()
+    {
+        return true;
+    }
+    let p = headers.get("precedence").map(|v| v.to_ascii_lowercase());
+    if p.as_deref().is_some_and(|p| p.contains("auto_reply") || p.contains("auto-reply")) {
+        return true;
+    }
+    let s = subject.to_ascii_lowercase();
+    [
+        "auto:",
+        "automatic reply",
+        "autoreply",
+        "auto-reply",
+        "auto reply",
+        "out of office",
+        "out of the office",
+        "vacation",
+        "abwesenheit",
+        "absence",
+        "réponse automatique",
+    ]
+    .iter()
+    .any(|k| s.contains(k))
+}
+
+/// Explains every failed recipient of a report.
+pub fn explain_report(report: &Report) -> Vec<Finding> {
+    report.failures.iter().map(|f| explain_failure(report, f)).collect()
+}
+
+/// Explains one failed recipient: the report's fields and text become [`Evidence`] for the
+/// rules; complaints and auto-replies are what they are.
+pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
+    let reply_code = reply_code(&f.diagnostic).or_else(|| reply_code(&f.context));
+    let text_status = status_in(&f.diagnostic);
+    let domain = f.recipient.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+    let stage = stage_of(&f.diagnostic).or_else(|| stage_of(&f.context)).unwrap_or(Stage::Rcpt);
+    let own_status = f.status.clone().filter(|s| s != "4.0.0" && s != "5.0.0" || text_status.is_none());
+    let mut ev = Evidence::bare(stage, domain);
+    ev.remote_host = f.remote_mta.clone();
+    ev.reply = Some(ReplyEvidence {
+        code: reply_code.unwrap_or(0),
+        status: own_status.clone().or_else(|| text_status.clone()),
+        text: f.diagnostic.clone(),
+    });
+    let mut x = crate::explain(&ev);
+    if !by_text(&x) && !f.context.is_empty() {
+        let mut wider = ev.clone();
+        if let Some(r) = wider.reply.as_mut() {
+            r.text = format!("{}\n{}", f.diagnostic, f.context);
+        }
+        let y = crate::explain(&wider);
+        if by_text(&y) {
+            x = y;
+        }
+    }
+    if !by_text(&x) {
+        // Connection and DNS failures reported in words: the network rules know them.
+        let mut net = Evidence::bare(Stage::Connect, ev.domain.clone());
+        net.network = Some(format!("{}\n{}", f.diagnostic, f.context));
+        let y = crate::explain(&net);
+        if by_text(&y) {
+            x = Explanation { status: x.status.clone(), evidence: ev.clone(), ..y };
+        }
+    }
+    let delayed = f.action.as_deref() == Some("delayed");
+    let all_text = format!("{}\n{}", f.diagnostic, f.context).to_ascii_lowercase();
+    let reason = match report.kind {
+        Kind::Feedback => Reason::Feedback,
+        Kind::AutoReply => Reason::Vacation,
+        _ => refine(x.reason, stage, f.status.as_deref().or(text_status.as_deref()), delayed, &all_text),
+    };
+    let hard = match report.kind {
+        Kind::Feedback | Kind::AutoReply => false,
+        _ if delayed => false,
+        _ if reason == Reason::Expired => true,
+        _ => x.hard,
+    };
+    let status = match report.kind {
+        Kind::Feedback | Kind::AutoReply => String::new(),
+        _ => {
+            let vague = |s: &String| s.ends_with(".0.0");
+            match (&f.status, &text_status) {
+                (Some(own), Some(text)) if vague(own) && !vague(text) && own[..1] == text[..1] => {
+                    text.clone()
+                }
+                (Some(own), _) => own.clone(),
+                (None, Some(text)) => text.clone(),
+                (None, None) => {
+                    let retrying = delayed
+                        || reply_code.is_some_and(|c| c < 500)
+                        || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
+                    pseudo_status(reason, !retrying)
+                }
+            }
+        }
+    };
+    Finding {
+        recipient: f.recipient.clone(),
+        reason,
+        status,
+        reply_code,
+        remote_host: f.remote_mta.clone(),
+        diagnostic: one_line(if f.diagnostic.is_empty() { &f.context } else { &f.diagnostic }),
+        hard,
+        scope: x.scope,
+        actor: x.actor,
+        cause: match report.kind {
+            Kind::Feedback => format!(
+                "The recipient (or their provider) reported the message as {}.",
+                f.feedback_type.as_deref().unwrap_or("abuse")
+            ),
+            Kind::AutoReply => {
+                "This is an automatic reply (such as a vacation notice), not a failure.".into()
+            }
+            _ => x.cause.clone(),
+        },
+        fix: match report.kind {
+            Kind::Feedback => {
+                "Stop sending to this recipient: homing suppresses complainers. Check that the \
+                               mail was wanted (consent, a working unsubscribe link)."
+                    .into()
+            }
+            Kind::AutoReply => "Nothing to fix: the message was delivered.".into(),
+            _ => x.fix.clone(),
+        },
+        feedback_type: f.feedback_type.clone(),
+        rule: x.rule.clone(),
+        explanation: Some(x),
+    }
+}
+
+/// Whether a text rule (not only codes) classified the evidence.
+fn by_text(x: &Explanation) -> bool {
+    crate::Rules::builtin().ok().and_then(|r| r.by_id(&x.rule)).is_some_and(|r| r.looks_at_text())
+}
+
+/// How many of the first [`GAVE_UP`] phrases say the server is still retrying.
+const RETRYING: usize = 5;
+
+/// Phrases with which servers say they stopped retrying, or are still retrying: the mail
+/// was not delivered because time ran out, whatever the last attempt's trouble was.
+const GAVE_UP: &[&str] = &[
+    // Still retrying: a delay report, not a final one.
+    "will be retried for",
+    "will continue trying",
+    "will keep trying",
+    "delivery attempts will continue",
+    "retry timeout exceeded",
+    // Stopped retrying.
+    "in the queue too long",
+    "message expired",
+    "envelope expired",
+    "delivery time expired",
+    "not delivered within",
+    "could not be delivered within",
+    "could not be delivered for",
+    "cannot send message for",
+    "still undelivered after",
+    "retry time not reached",
+    "have been failing for a long time",
+    "has been failing for a long time",
+    "giving up",
+    "message timed out",
+    "unable to deliver in time",
+    "did not accept our requests to connect",
+    "wasn't able to establish an smtp connection",
+    "unable to connect to remote server",
+    "host not reachable",
+    "connection timed out",
+];
+
+/// Adjusts the reason for what a report says beyond one reply: that the mail expired in the
+/// reporting server's queue, or that a "no such user" came only after the content was sent.
+fn refine(reason: Reason, stage: Stage, status: Option<&str>, delayed: bool, text: &str) -> Reason {
+    let transient =
+        matches!(reason, Reason::NetworkError | Reason::Undefined | Reason::OnHold | Reason::Expired);
+    let gave_up = GAVE_UP.iter().any(|p| text.contains(p));
+    let dns = ["host name lookup failure", "dns error", "name server", "domain name not found"]
+        .iter()
+        .any(|p| text.contains(p));
+    let names_address = status.is_some_and(|s| s.get(1..3) == Some(".1") || s.get(1..3) == Some(".5"));
+    if reason == Reason::UserUnknown && matches!(stage, Stage::Data | Stage::Dot) && !names_address {
+        // Refused after DATA without a status naming the address (x.1.x): a content filter
+        // answered, not the mailbox lookup.
+        Reason::Filtered
+    } else if transient && (gave_up || delayed) && !dns {
+        Reason::Expired
+    } else if stage == Stage::Mail
+        && matches!(reason, Reason::UserUnknown | Reason::HostUnknown | Reason::OnHold | Reason::Suspend)
+    {
+        // Refused at MAIL FROM: the sender address was refused, whatever the words.
+        Reason::Rejected
+    } else {
+        reason
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() > 1000 { joined.chars().take(1000).collect::<String>() + "…" } else { joined }
+}

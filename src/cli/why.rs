@@ -1,0 +1,308 @@
+//! `homing why`: explain bounces from any server — one file, stdin, a directory, an mbox
+//! or a Maildir — or a single SMTP reply (`--reply`).
+
+use std::fs;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use homing_explain::bounce::{self, Finding, Kind, Report};
+use homing_explain::{Evidence, ReplyEvidence, Stage, explain};
+use serde_json::json;
+
+/// Messages read before a progress line is worth showing.
+const PROGRESS_FROM: usize = 200;
+
+#[derive(clap::Args, Debug)]
+pub struct WhyArgs {
+    /// Bounce files, directories (read recursively, Maildirs included) or mbox files;
+    /// none or `-` reads one message from stdin.
+    pub inputs: Vec<PathBuf>,
+    /// Print JSON: one object per message, one line each.
+    #[arg(long)]
+    pub json: bool,
+    /// Explain one SMTP reply instead, e.g. --reply "550 5.7.26 Unauthenticated email".
+    #[arg(long, value_name = "REPLY", conflicts_with = "inputs")]
+    pub reply: Option<String>,
+    /// The stage the --reply came at: connect, greeting, ehlo, mail, rcpt, data or dot.
+    #[arg(long, default_value = "rcpt", requires = "reply")]
+    pub stage: String,
+    /// Refuse messages larger than this many bytes (mailbox files are split first).
+    #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
+    pub max_size: u64,
+}
+
+pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    if let Some(reply) = &args.reply {
+        explain_reply(reply, &args.stage, args.json, &mut out)?;
+        out.flush()?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let inputs = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
+    let sources = collect(&inputs, args.max_size)?;
+    let total = sources.len();
+    let progress = total >= PROGRESS_FROM && io::stderr().is_terminal();
+    let mut failed_to_read = 0usize;
+    for (n, source) in sources.into_iter().enumerate() {
+        if progress && (n % 100 == 0 || n + 1 == total) {
+            eprint!("\rhoming why: {}/{} messages ({}%)", n + 1, total, (n + 1) * 100 / total);
+        }
+        match source.load(args.max_size) {
+            Ok(messages) => {
+                for (i, raw) in messages.iter().enumerate() {
+                    let report = bounce::read(raw);
+                    let findings = bounce::explain_report(&report);
+                    let index = (messages.len() > 1).then_some(i + 1);
+                    if args.json {
+                        print_json(&mut out, &source.label, index, &report, &findings)?;
+                    } else {
+                        print_text(&mut out, &source.label, index, &report, &findings)?;
+                    }
+                }
+            }
+            Err(e) => {
+                failed_to_read += 1;
+                if args.json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"file": source.label, "error": format!("{e:#}"), "recipients": []})
+                    )?;
+                } else {
+                    eprintln!("homing why: {}: {e:#}", source.label);
+                }
+            }
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    out.flush()?;
+    Ok(if failed_to_read > 0 { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+}
+
+/// One input to read: a file (a message or an mbox) or stdin.
+struct Source {
+    label: String,
+    path: Option<PathBuf>,
+}
+
+impl Source {
+    /// The messages in this source: one, or every message of an mbox.
+    fn load(&self, max: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+        let data = match &self.path {
+            None => {
+                let mut buf = Vec::new();
+                io::stdin().lock().take(max + 1).read_to_end(&mut buf).context("reading stdin")?;
+                buf
+            }
+            Some(p) => {
+                let len = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?.len();
+                let data = fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                if len > max && !is_mbox(&data) {
+                    bail!(
+                        "{len} bytes is over the --max-size limit of {max} bytes; raise --max-size to read it"
+                    );
+                }
+                data
+            }
+        };
+        let messages = if is_mbox(&data) { split_mbox(&data) } else { vec![data] };
+        if let Some(big) = messages.iter().find(|m| m.len() as u64 > max) {
+            bail!(
+                "a message of {} bytes is over the --max-size limit of {max} bytes; raise --max-size to read it",
+                big.len()
+            );
+        }
+        Ok(messages)
+    }
+}
+
+/// Expands the command line into sources: directories recursively (sorted, so output is
+/// stable; Maildir `tmp/` skipped), files as given, `-` as stdin.
+fn collect(inputs: &[PathBuf], _max: u64) -> anyhow::Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            out.push(Source { label: "-".into(), path: None });
+            continue;
+        }
+        let meta = fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
+        if meta.is_dir() {
+            walk(input, &mut out).with_context(|| format!("reading directory {}", input.display()))?;
+        } else {
+            out.push(Source { label: input.display().to_string(), path: Some(input.clone()) });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<Source>) -> io::Result<()> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') || (name == "tmp" && dir.join("cur").is_dir()) {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.is_file() {
+            out.push(Source { label: p.display().to_string(), path: Some(p) });
+        }
+    }
+    Ok(())
+}
+
+/// An mbox starts with a `From ` separator line (RFC 4155).
+fn is_mbox(data: &[u8]) -> bool {
+    data.starts_with(b"From ")
+        && data.iter().take(200).position(|&c| c == b'\n').is_some_and(|nl| {
+            let line = &data[..nl];
+            !line.contains(&b':') || line.windows(2).any(|w| w[0].is_ascii_digit() && w[1] == b':')
+        })
+}
+
+/// Splits an mbox at `From ` lines that follow an empty line (RFC 4155 §2), undoing
+/// `>From ` quoting.
+fn split_mbox(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut prev_blank = true;
+    for line in data.split_inclusive(|&c| c == b'\n') {
+        if line.starts_with(b"From ") && prev_blank {
+            if !current.is_empty() {
+                messages.push(std::mem::take(&mut current));
+            }
+            prev_blank = false;
+            continue;
+        }
+        let body = line.strip_prefix(b">").filter(|l| l.starts_with(b"From ")).unwrap_or(line);
+        current.extend_from_slice(body);
+        prev_blank = line == b"\n" || line == b"\r\n";
+    }
+    if !current.is_empty() {
+        messages.push(current);
+    }
+    messages
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bounce => "bounce",
+        Kind::Feedback => "feedback",
+        Kind::AutoReply => "auto_reply",
+        Kind::NotABounce => "not_a_bounce",
+    }
+}
+
+fn print_json(
+    out: &mut impl Write,
+    label: &str,
+    index: Option<usize>,
+    report: &Report,
+    findings: &[Finding],
+) -> anyhow::Result<()> {
+    let mut obj = json!({
+        "file": label,
+        "kind": kind_name(report.kind),
+        "reporting_mta": report.reporting_mta,
+        "recipients": findings,
+    });
+    if let Some(i) = index {
+        obj["message"] = json!(i);
+    }
+    serde_json::to_writer(&mut *out, &obj)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_text(
+    out: &mut impl Write,
+    label: &str,
+    index: Option<usize>,
+    report: &Report,
+    findings: &[Finding],
+) -> anyhow::Result<()> {
+    let at = index.map(|i| format!(" (message {i})")).unwrap_or_default();
+    match report.kind {
+        Kind::NotABounce => {
+            writeln!(out, "{label}{at}: not a bounce — no failed delivery is reported in it.")?;
+            return Ok(());
+        }
+        Kind::AutoReply => writeln!(out, "{label}{at}: an automatic reply (e.g. vacation), not a failure.")?,
+        Kind::Feedback => writeln!(out, "{label}{at}: a complaint (feedback report).")?,
+        Kind::Bounce => writeln!(out, "{label}{at}: {} failed recipient(s).", findings.len())?,
+    }
+    for f in findings {
+        writeln!(out, "  {}", if f.recipient.is_empty() { "(recipient not named)" } else { &f.recipient })?;
+        writeln!(
+            out,
+            "    reason:  {} ({}, {})",
+            f.reason,
+            if f.hard { "hard: retrying will not help" } else { "soft: may succeed later" },
+            f.reason.phrase()
+        )?;
+        let code = f.reply_code.map(|c| format!(", reply {c}")).unwrap_or_default();
+        if !f.status.is_empty() {
+            writeln!(out, "    status:  {}{code}", f.status)?;
+        }
+        if let Some(h) = &f.remote_host {
+            writeln!(out, "    remote:  {h}")?;
+        }
+        if !f.diagnostic.is_empty() {
+            writeln!(out, "    said:    {}", f.diagnostic)?;
+        }
+        writeln!(out, "    cause:   {}", f.cause)?;
+        writeln!(out, "    fix:     {}", f.fix)?;
+    }
+    Ok(())
+}
+
+/// `--reply`: one SMTP reply, e.g. `550 5.7.26 ...`, explained at `stage`.
+fn explain_reply(reply: &str, stage: &str, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let stage: Stage = stage.parse().map_err(|e| anyhow::anyhow!("--stage: {e}"))?;
+    let text = reply.trim();
+    let code = bounce::reply_code(text)
+        .filter(|_| text.len() >= 3 && text.as_bytes()[..3].iter().all(u8::is_ascii_digit))
+        .with_context(|| {
+            format!("--reply {text:?} does not start with an SMTP reply code; give it as the server sent it, e.g. \"550 5.1.1 User unknown\"")
+        })?;
+    let rest = text[3..].trim_start_matches(['-', ' ']);
+    let status = bounce::status_in(rest.split_whitespace().next().unwrap_or(""));
+    let body = match &status {
+        Some(s) => rest.trim_start().strip_prefix(s.as_str()).unwrap_or(rest).trim().to_string(),
+        None => rest.to_string(),
+    };
+    let mut ev = Evidence::bare(stage, "");
+    ev.reply = Some(ReplyEvidence { code, status, text: body });
+    let x = explain(&ev);
+    if as_json {
+        serde_json::to_writer(&mut *out, &x)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "reason:  {} ({})", x.reason, if x.hard { "hard" } else { "soft" })?;
+        writeln!(out, "status:  {}", x.status)?;
+        writeln!(out, "scope:   {}; who acts: {}", x.scope, x.actor)?;
+        writeln!(out, "cause:   {}", x.cause)?;
+        writeln!(out, "fix:     {}", x.fix)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbox_splits_and_unquotes() {
+        let mbox = b"From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n\nFrom c@d Mon Jan  1 00:00:00 2024\nSubject: two\n\nx\n";
+        assert!(is_mbox(mbox));
+        let m = split_mbox(mbox);
+        assert_eq!(m.len(), 2);
+        assert!(m[0].windows(10).any(|w| w == b"From here\n"));
+        assert!(!is_mbox(b"From: someone@example.com\n\nbody"));
+    }
+}
