@@ -62,6 +62,21 @@ pub struct Report {
     pub reporting_mta: Option<String>,
     pub subject: String,
     pub from: String,
+    /// The report comes from a filtering gateway (see [`FILTER_GATEWAYS`]).
+    pub filter_gateway: bool,
+}
+
+/// Header signatures of filtering gateways that send their own bounces (McAfee Email
+/// Gateway, MXLogic, m-FILTER, MailFoundry, ActiveHunter). A recipient they refuse was
+/// refused by the gateway's filter or directory policy in front of the mailbox.
+const FILTER_GATEWAYS: &[&str] = &["x-nai-header", "mxlogic.net", "m-filter", "mailfoundry", "x-ahmailid"];
+
+/// A complaint forwarded without an RFC 5965 report (Hotmail's "complaint about message
+/// from …"): the subject says so and the original is attached.
+fn is_complaint(subject: &str, parts: &[Part]) -> bool {
+    let s = subject.to_ascii_lowercase();
+    (s.contains("complaint about message") || s.contains("abuse report") || s.contains("spam report"))
+        && parts.iter().any(|p| p.in_original)
 }
 
 /// A failed recipient, explained.
@@ -95,8 +110,14 @@ pub fn read(raw: &[u8]) -> Report {
     let (headers, parts) = mime::leaves(raw);
     let subject = headers.text("subject").unwrap_or_default();
     let from = headers.text("from").unwrap_or_default();
-    let mut report =
-        Report { kind: Kind::NotABounce, failures: Vec::new(), reporting_mta: None, subject, from };
+    let mut report = Report {
+        kind: Kind::NotABounce,
+        failures: Vec::new(),
+        reporting_mta: None,
+        subject,
+        from,
+        filter_gateway: false,
+    };
 
     if let Some(fb) = feedback(&parts) {
         report.kind = Kind::Feedback;
@@ -133,7 +154,31 @@ pub fn read(raw: &[u8]) -> Report {
     } else {
         failures
     };
-    if failures.is_empty() && looks_like_bounce(&headers, &note) {
+    let bounce_like = looks_like_bounce(&headers, &note);
+    if failures.is_empty() && !bounce_like && is_auto_reply(&headers, &report.subject) {
+        report.kind = Kind::AutoReply;
+        let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
+        report.failures =
+            vec![Failure { recipient: who, diagnostic: report.subject.clone(), ..Failure::default() }];
+        return report;
+    }
+    if failures.is_empty() && is_complaint(&report.subject, &parts) {
+        report.kind = Kind::Feedback;
+        let to = original_recipients(&parts);
+        report.failures = to
+            .into_iter()
+            .take(1)
+            .map(|r| Failure { recipient: r, feedback_type: Some("abuse".into()), ..Failure::default() })
+            .collect();
+        return report;
+    }
+    report.filter_gateway = FILTER_GATEWAYS.iter().any(|sig| {
+        headers
+            .0
+            .iter()
+            .any(|f| f.name.to_ascii_lowercase().contains(sig) || f.value.to_ascii_lowercase().contains(sig))
+    });
+    if failures.is_empty() && bounce_like {
         let mut rcpts: Vec<String> =
             headers.all("x-failed-recipients").flat_map(prose::all_addresses).collect();
         if rcpts.is_empty() {
@@ -436,6 +481,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     let reason = match report.kind {
         Kind::Feedback => Reason::Feedback,
         Kind::AutoReply => Reason::Vacation,
+        _ if report.filter_gateway && x.reason == Reason::UserUnknown => Reason::Filtered,
         _ => refine(x.reason, stage, f.status.as_deref().or(text_status.as_deref()), delayed, &all_text),
     };
     let hard = match report.kind {
