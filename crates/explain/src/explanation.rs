@@ -20,7 +20,9 @@ pub struct Explanation {
     /// Who does what to fix it.
     pub fix: String,
     /// The enhanced status code (RFC 3463) to report in a DSN, e.g. `"5.1.1"`; its class
-    /// agrees with `hard` (5 hard, 4 soft, 2 delivered).
+    /// agrees with `hard` (5 hard, 4 soft, 2 delivered), except after expiry (see
+    /// [`Explanation::expired`]), where class 4 says that a transient condition lasted
+    /// until homing gave up.
     pub status: String,
     /// What the explanation rests on.
     pub evidence: Evidence,
@@ -31,15 +33,19 @@ pub struct Explanation {
 
 impl Explanation {
     /// The final explanation when retries ran out (RFC 5321 §4.5.4.1): the last attempt's
-    /// cause and fix, now hard, with its status raised to class 5 (or `5.4.7`, "delivery
-    /// time expired" per RFC 3463 §3.5, when the last status said nothing specific).
-    /// The evidence is the last attempt's.
+    /// cause and fix, now hard. The status stays the last attempt's, class and all: RFC 3463
+    /// §3.5 asks for "the code for the actual problem" rather than X.4.7, and its class 4
+    /// means that "persistence of some temporary condition has caused abandonment" (§2),
+    /// which is what expiry is; several X.4 codes (e.g. X.4.1 "no answer from host") are
+    /// "useful only as a persistent transient error", so raising them to class 5 would say
+    /// nothing. Only when the last status says nothing specific is it `4.4.7`, "delivery
+    /// time expired". Postfix and sendmail report expiry the same way, and bounce
+    /// classifiers (Sisimai) read `4.4.1` and `4.4.7` as expired. The evidence is the last
+    /// attempt's.
     pub fn expired(last: &Explanation, queued_for: Duration) -> Explanation {
         let status = match last.status.parse::<EnhancedStatus>() {
-            Ok(s) if (s.subject, s.detail) != (0, 0) && s.class != 2 => {
-                EnhancedStatus::new(5, s.subject, s.detail)
-            }
-            _ => EnhancedStatus::new(5, 4, 7),
+            Ok(s) if (s.subject, s.detail) != (0, 0) && s.class != 2 => s,
+            _ => EnhancedStatus::new(4, 4, 7),
         };
         let last_cause = match last.reason {
             // Expiring twice must not nest the wording.

@@ -243,7 +243,8 @@ fn expiry_carries_the_last_cause() {
     let e = Explanation::expired(&last, Duration::from_secs(5 * 86_400));
     assert_eq!(e.reason, Reason::Expired);
     assert!(e.hard);
-    assert_eq!(e.status, "5.2.2");
+    // The actual problem's code, class and all (RFC 3463 §2, §3.5).
+    assert_eq!(e.status, "4.2.2");
     assert!(e.cause.contains("5 days") && e.cause.contains(&last.cause), "{}", e.cause);
     assert_eq!(e.fix, last.fix);
     let twice = Explanation::expired(&e, Duration::from_secs(6 * 86_400));
@@ -253,7 +254,20 @@ fn expiry_carries_the_last_cause() {
         ev.network = Some("connection refused".into());
         explain(&ev)
     };
-    assert_eq!(Explanation::expired(&net, Duration::from_secs(60)).status, "5.4.1");
+    assert_eq!(Explanation::expired(&net, Duration::from_secs(60)).status, "4.4.1");
+    // A 5xx that homing retries (a blocklisting) was a transient condition to homing.
+    let listed = reply(
+        Stage::Rcpt,
+        554,
+        Some("5.7.1"),
+        "Service unavailable; Client host [192.0.2.10] blocked using zen.spamhaus.org",
+    );
+    assert!(!listed.hard, "{listed:?}");
+    assert_eq!(listed.status, "4.7.1");
+    assert_eq!(Explanation::expired(&listed, Duration::from_secs(60)).status, "4.7.1");
+    // A status that names no problem gives way to "delivery time expired".
+    let vague = Explanation { status: "4.0.0".into(), ..net };
+    assert_eq!(Explanation::expired(&vague, Duration::from_secs(60)).status, "4.4.7");
 }
 
 // --- seed causes ---

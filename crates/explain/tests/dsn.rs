@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use homing_explain::dsn::{DsnAction, DsnRecipient, DsnReport, build};
-use homing_explain::{Evidence, ReplyEvidence, Stage, explain};
+use homing_explain::{Evidence, Explanation, ReplyEvidence, Stage, explain};
 use support::{get, groups, parse, unqp};
 
 const ORIGINAL: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@example.com\r\nSubject: Lunch\r\nMessage-ID: <m1@example.org>\r\n\r\nSee you at noon.\r\nSECRET BODY LINE\r\n";
@@ -152,6 +152,29 @@ fn delay_report_says_until_when() {
     let text = unqp(&r.parts[0].body);
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains("homing will keep trying until Sat, 28 Nov 2026 14:03:19 +0000"), "{text}");
+}
+
+#[test]
+fn expiry_reports_the_persistent_transient_status() {
+    let mut rcpt = mailbox_full_delayed();
+    let last = rcpt.explanation.take().unwrap();
+    let e = Explanation::expired(&last, Duration::from_secs(5 * 86_400));
+    rcpt.action = DsnAction::Failed;
+    rcpt.status = e.status.clone();
+    rcpt.will_retry_until = None;
+    rcpt.explanation = Some(e);
+    let out = build(&report(vec![rcpt], false));
+    let r = parse(&out).unwrap();
+    assert_eq!(r.header("Subject"), Some("Undelivered Mail Returned to Sender"));
+    let g = groups(&r.parts[1].body).unwrap();
+    assert_eq!(get(&g[1], "Action"), Some("failed"));
+    // RFC 3463 §2: class 4 "has caused abandonment"; the remote reply stays verbatim.
+    assert_eq!(get(&g[1], "Status"), Some("4.2.2"));
+    assert_eq!(get(&g[1], "Diagnostic-Code"), Some("smtp; 452 4.2.2 Mailbox full"));
+    let text = unqp(&r.parts[0].body);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("<carol@example.net>: NOT delivered: retries ran out (status 4.2.2)."), "{text}");
+    assert!(!flat.contains("permanent"), "{text}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use homing_smtp::date::rfc5322;
 
 use super::{DsnAction, DsnRecipient, DsnReport, wire};
+use crate::taxonomy::Reason;
 
 const WIDTH: usize = 72;
 
@@ -54,6 +55,10 @@ fn recipient(t: &mut String, r: &DsnRecipient) {
     let addr = wire::one_line(&r.final_recipient);
     let status = r.status();
     let what = match r.action {
+        // An expiry may carry a class 4 status (see `Explanation::expired`): not permanent.
+        DsnAction::Failed if r.explanation.as_ref().is_some_and(|e| e.reason == Reason::Expired) => {
+            format!("NOT delivered: retries ran out (status {status}).")
+        }
         DsnAction::Failed => format!("NOT delivered: permanent failure (status {status})."),
         DsnAction::Delayed => match r.will_retry_until {
             Some(t) => {
