@@ -1,6 +1,7 @@
-//! The command line: `homing serve`, `homing config check|show`.
+//! The command line: `homing serve`, `homing config check|show`, `homing suppress`.
 
 mod serve;
+mod suppress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// List, show, add or remove suppressed recipient addresses.
+    Suppress {
+        #[command(subcommand)]
+        action: suppress::Action,
     },
 }
 
@@ -74,5 +80,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", toml::to_string(&c)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Suppress { action } => suppress::run(action),
     }
 }
