@@ -31,6 +31,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub delivery: DeliveryConfig,
     pub queue: QueueConfig,
+    pub suppression: SuppressionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +210,31 @@ impl Default for QueueConfig {
     }
 }
 
+/// The suppression list (docs/suppression.md): recipients whose address is dead or who
+/// complained; relaying clients get `550` at RCPT for them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SuppressionConfig {
+    /// Add dead addresses after a final hard failure, and refuse listed recipients at RCPT.
+    /// `homing suppress` works on the file either way.
+    pub enabled: bool,
+    /// The list's file. Relative paths are inside `spool_dir`. Default `suppression.jsonl`.
+    pub path: PathBuf,
+    /// How often, at most, a running server checks the file for changes made by
+    /// `homing suppress` (a stat per interval, a reload only when it changed).
+    pub reload_interval: HumanDuration,
+}
+
+impl Default for SuppressionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: PathBuf::from("suppression.jsonl"),
+            reload_interval: HumanDuration::from_secs(1),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -221,6 +247,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             delivery: DeliveryConfig::default(),
             queue: QueueConfig::default(),
+            suppression: SuppressionConfig::default(),
         }
     }
 }
@@ -300,7 +327,28 @@ impl Config {
                 self.queue.delay_warning
             );
         }
+        if self.suppression.path.as_os_str().is_empty() || self.suppression.path.ends_with("..") {
+            bail!(
+                "suppression.path = {:?}: name a file, e.g. \"suppression.jsonl\" (inside spool_dir) or an absolute path",
+                self.suppression.path
+            );
+        }
+        if self.suppression.reload_interval.get() > Duration::from_secs(3600) {
+            bail!(
+                "suppression.reload_interval = {}: use at most 1h so `homing suppress` changes take effect",
+                self.suppression.reload_interval
+            );
+        }
         Ok(())
+    }
+
+    /// The suppression list's path, relative paths taken inside the spool directory.
+    pub fn suppression_path(&self) -> PathBuf {
+        if self.suppression.path.is_absolute() {
+            self.suppression.path.clone()
+        } else {
+            self.spool_dir.join(&self.suppression.path)
+        }
     }
 
     /// The event log's path, relative paths taken inside the spool directory.
@@ -363,5 +411,17 @@ mod tests {
         let c: Config = toml::from_str("[relay]\nnetworks = [\"10.0.0.0/33\"]").unwrap();
         let e = format!("{:#}", c.validate().unwrap_err());
         assert!(e.contains("relay.networks"), "{e}");
+        let c: Config = toml::from_str("[suppression]\npath = \"\"").unwrap();
+        let e = format!("{:#}", c.validate().unwrap_err());
+        assert!(e.contains("suppression.path"), "{e}");
+    }
+
+    #[test]
+    fn the_suppression_list_lives_in_the_spool_by_default() {
+        let c: Config = toml::from_str("spool_dir = \"/var/spool/homing\"").unwrap();
+        assert!(c.suppression.enabled);
+        assert_eq!(c.suppression_path(), Path::new("/var/spool/homing/suppression.jsonl"));
+        let c: Config = toml::from_str("[suppression]\npath = \"/etc/homing/suppressed.jsonl\"").unwrap();
+        assert_eq!(c.suppression_path(), Path::new("/etc/homing/suppressed.jsonl"));
     }
 }

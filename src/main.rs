@@ -11,6 +11,7 @@ mod receive;
 mod report;
 mod route;
 mod schedule;
+mod suppress;
 
 use std::process::ExitCode;
 

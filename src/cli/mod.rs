@@ -1,6 +1,7 @@
-//! The command line: `homing serve`, `homing why`, `homing config check|show`.
+//! The command line: `homing serve`, `homing why`, `homing suppress`, `homing config check|show`.
 
 mod serve;
+mod suppress;
 mod why;
 
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// List, show, add or remove suppressed recipient addresses.
+    Suppress {
+        #[command(subcommand)]
+        action: suppress::Action,
     },
 }
 
@@ -79,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", toml::to_string(&c)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Suppress { action } => suppress::run(action),
     }
 }

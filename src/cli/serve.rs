@@ -22,6 +22,7 @@ use crate::route::Router;
 use crate::schedule::queue::{Queue, RcptState};
 use crate::schedule::retry::RetryPolicy;
 use crate::schedule::runner::Runner;
+use crate::suppress::{self, SuppressionList};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_tracing();
@@ -51,6 +52,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             json!({ "path": q.path.display().to_string(), "reason": q.reason }),
         );
     }
+
+    let suppression = if config.suppression.enabled {
+        let options = suppress::Options {
+            reload_interval: config.suppression.reload_interval.get(),
+            ..suppress::Options::default()
+        };
+        let list = SuppressionList::open(&config.suppression_path(), options)?;
+        tracing::info!(path = %list.path().display(), entries = list.entries()?.len(), "suppression list loaded");
+        Some(Arc::new(list))
+    } else {
+        None
+    };
 
     let own_addrs: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
     let router = Router::new(
@@ -87,6 +100,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         router,
         client,
         config.delivery.max_messages_per_connection,
+        suppression.clone(),
     )
     .context("cannot start the spool janitor thread")?;
 
@@ -144,6 +158,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         smtp,
         policy: RelayPolicy::new(&config.relay.networks),
+        suppression,
         acceptor,
         command_timeout: config.smtp.command_timeout.get(),
         data_timeout: config.smtp.data_timeout.get(),

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use homing_smtp::{Action, Cause, Reply, ServerConfig, ServerSession, Wait};
+use homing_smtp::{Action, Address, Cause, Reply, ServerConfig, ServerSession, Wait};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -20,6 +20,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
 use crate::policy::RelayPolicy;
+use crate::suppress::SuppressionList;
 use accept::Acceptor;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -29,6 +30,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub struct Context {
     pub smtp: ServerConfig,
     pub policy: RelayPolicy,
+    /// `None` when `[suppression] enabled = false`.
+    pub suppression: Option<Arc<SuppressionList>>,
     pub acceptor: Acceptor,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
@@ -101,13 +104,7 @@ async fn session(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option
                 }
             }
             Action::CheckSender { .. } => s.respond(Cause::SenderOk.reply()),
-            Action::CheckRecipient { to, .. } => {
-                let reply: Reply = ctx
-                    .policy
-                    .check_recipient(peer.ip(), &to.domain_str())
-                    .unwrap_or_else(|| Cause::RecipientOk.reply());
-                s.respond(reply);
-            }
+            Action::CheckRecipient { to, .. } => s.respond(check_recipient(ctx, peer, &to)),
             Action::Deliver(tx) => {
                 let helo = s.helo_name().unwrap_or("").to_string();
                 let reply = ctx.acceptor.accept(tx, peer, &helo, tls_desc.as_deref()).await;
@@ -150,6 +147,20 @@ async fn session(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option
             }
         }
     }
+}
+
+/// The reply to `RCPT TO:<to>`: clients outside `relay.networks` may not relay; the trusted
+/// ones (until AUTH exists, the relay clients are the authenticated senders) are refused
+/// recipients on the suppression list, with when, why and how to lift it.
+fn check_recipient(ctx: &Context, peer: SocketAddr, to: &Address) -> Reply {
+    if let Some(refused) = ctx.policy.check_recipient(peer.ip(), &to.domain_str()) {
+        return refused;
+    }
+    if let Some(entry) = ctx.suppression.as_ref().and_then(|l| l.lookup(to)) {
+        tracing::info!(%peer, rcpt = %to, reason = %entry.reason, since = %entry.date, "suppressed recipient refused");
+        return entry.refusal(&to.to_string()).reply();
+    }
+    Cause::RecipientOk.reply()
 }
 
 /// Writes pending replies. False when the peer is gone.

@@ -2,7 +2,7 @@
 //! message's Message-ID, so one message's whole journey is a grep away.
 //!
 //! Events: `received`, `attempt`, `delivered`, `deferred`, `bounced`, `expired`,
-//! `dsn_queued`, `delay_warning`, `quarantined`, `dropped`.
+//! `dsn_queued`, `delay_warning`, `quarantined`, `dropped`, `suppressed`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -15,6 +15,7 @@ use crate::deliver::{Client, ConnectError, OutMessage, Session};
 use crate::outcome::{Attempted, Delivered, unix};
 use crate::report::Reporter;
 use crate::route::Router;
+use crate::suppress::{self, Added, Entry, SuppressionList};
 
 pub struct Runner {
     queue: Mutex<Queue>,
@@ -25,6 +26,8 @@ pub struct Runner {
     router: Router,
     client: Client,
     max_per_connection: usize,
+    /// Where dead recipients go; `None` when `[suppression] enabled = false`.
+    suppression: Option<Arc<SuppressionList>>,
 }
 
 impl Runner {
@@ -35,6 +38,7 @@ impl Runner {
         router: Router,
         client: Client,
         max_per_connection: usize,
+        suppression: Option<Arc<SuppressionList>>,
     ) -> std::io::Result<Arc<Runner>> {
         let janitor = Janitor::start(spool.clone())?;
         Ok(Arc::new(Runner {
@@ -46,6 +50,7 @@ impl Runner {
             router,
             client,
             max_per_connection,
+            suppression,
         }))
     }
 
@@ -298,7 +303,8 @@ impl Runner {
     }
 
     /// Records outcomes in the queue and carries out what follows, in order: DSNs are
-    /// spooled before the failures they report are recorded.
+    /// spooled, and dead recipients put on the suppression list, before the failures are
+    /// recorded.
     async fn apply(&self, job: &Job, outcomes: Vec<(u32, Outcome)>) {
         let (envelope, effects) = {
             let mut q = self.queue();
@@ -336,6 +342,9 @@ impl Runner {
                     if matches!(record, StateRecord::Failed { rcpt, .. } if unsent.contains(&rcpt)) {
                         continue;
                     }
+                    if let (StateRecord::Failed { rcpt, detail, .. }, Some(env)) = (&record, &envelope) {
+                        self.suppress_if_dead(&id, env, *rcpt, detail).await;
+                    }
                     if let Some(env) = &envelope {
                         self.reporter.record_event(&id, env, &record);
                     }
@@ -351,6 +360,48 @@ impl Runner {
             if let Some(Effect::Remove { id }) = finished {
                 self.janitor.remove(id);
             }
+        }
+    }
+
+    /// Puts a finally failed recipient on the suppression list when its explanation says the
+    /// address is dead or its owner complained (`Explanation::suppresses_recipient`; an
+    /// expiry never does). The entry is on disk before the failure is recorded, so a crash
+    /// in between at worst repeats the attempt and the (idempotent) listing.
+    async fn suppress_if_dead(&self, id: &MessageId, env: &Envelope, rcpt: u32, detail: &str) {
+        let Some(list) = &self.suppression else { return };
+        let Ok(attempted) = serde_json::from_str::<Attempted>(detail) else { return };
+        let why = &attempted.explanation;
+        if !why.suppresses_recipient() {
+            return;
+        }
+        let Some(r) = env.recipients.get(rcpt as usize) else { return };
+        let address = match suppress::parse_address(&r.address) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(queue_id = %id, error = %e, "recipient not suppressed");
+                return;
+            }
+        };
+        let entry = Entry::from_bounce(&address, why, id.as_str(), SystemTime::now());
+        let list = list.clone();
+        match tokio::task::spawn_blocking(move || list.add(entry)).await {
+            Ok(Ok(Added::New(e))) => self.reporter.events.emit(
+                "suppressed",
+                id.as_str(),
+                env.message_id.as_deref().unwrap_or(""),
+                json!({
+                    "rcpt": e.address,
+                    "reason": e.reason,
+                    "status": e.status,
+                    "cause": e.cause,
+                    "source": e.source.to_string(),
+                }),
+            ),
+            Ok(Ok(Added::Already(_))) => {}
+            Ok(Err(e)) => {
+                tracing::error!(queue_id = %id, rcpt = %r.address, error = %e, "cannot add a dead recipient to the suppression list")
+            }
+            Err(e) => tracing::error!(queue_id = %id, error = %e, "suppression task failed"),
         }
     }
 

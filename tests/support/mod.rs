@@ -108,6 +108,11 @@ impl Homing {
         self.dir.path().join("spool")
     }
 
+    /// The config file the process runs with, for CLI subcommands against the same spool.
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
     pub fn events(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.spool().join("events.jsonl")).unwrap_or_default();
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()

@@ -169,10 +169,19 @@ impl Reason {
         }
     }
 
-    /// Whether a hard failure with this reason means the address itself is dead, so the
-    /// recipient belongs on the suppression list. Provider blocks and throttles never do.
+    /// Whether a hard failure with this reason puts the recipient on the suppression list:
+    /// the address itself is dead (no such user, no such domain, a domain that takes no
+    /// mail, a disabled account) or its owner complained. Full mailboxes, provider blocks
+    /// and throttles never do.
     pub const fn kills_address(self) -> bool {
-        matches!(self, Reason::UserUnknown | Reason::HostUnknown | Reason::NotAccept | Reason::Suspend)
+        matches!(
+            self,
+            Reason::UserUnknown
+                | Reason::HostUnknown
+                | Reason::NotAccept
+                | Reason::Suspend
+                | Reason::Feedback
+        )
     }
 }
 
@@ -272,6 +281,13 @@ mod tests {
             assert!(name.parse::<Reason>().is_ok(), "{name}");
         }
         assert_eq!(Reason::ALL.len(), listed.split(", ").count());
+    }
+
+    #[test]
+    fn only_dead_addresses_and_complaints_suppress() {
+        let suppressing: Vec<&str> =
+            Reason::ALL.iter().filter(|r| r.kills_address()).map(|r| r.as_str()).collect();
+        assert_eq!(suppressing, ["feedback", "hostunknown", "notaccept", "suspend", "userunknown"]);
     }
 
     #[test]

@@ -119,6 +119,16 @@ pub enum Cause {
     NoSuchUser {
         address: String,
     },
+    /// The recipient is on homing's suppression list: mail to it failed for good before, or
+    /// someone put it there. Refused at RCPT so the sender learns at once (RFC 5321 §4.1.1.3).
+    Suppressed {
+        address: String,
+        /// When it went on the list, `YYYY-MM-DD` (UTC).
+        since: String,
+        by: SuppressedBy,
+        /// Why, in a few words, e.g. `userunknown: <cause>`; shortened to fit the line.
+        detail: String,
+    },
     /// DATA without an accepted recipient (RFC 5321 §3.3, RFC 2920 §3.1).
     NoValidRecipients,
     /// RFC 6531 §3.6.3: UTF-8 address without SMTPUTF8.
@@ -127,6 +137,23 @@ pub enum Cause {
         detail: String,
     },
 }
+
+/// How an address came onto the suppression list; decides the enhanced status code of
+/// [`Cause::Suppressed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuppressedBy {
+    /// A hard failure that said the address is dead; `status` is the one that failure
+    /// reported (e.g. `5.1.1`). A `5.1.x` or `5.2.1` is repeated, anything else is `5.7.1`.
+    Bounce { status: Option<EnhancedStatus> },
+    /// The recipient complained (a feedback report): policy, so `5.7.1`.
+    Complaint,
+    /// An operator added it by hand: policy, so `5.7.1`.
+    Operator,
+}
+
+/// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with its code and CRLF. The
+/// longest prefix homing writes is `550 5.1.10 `, 11 octets.
+const MAX_REPLY_TEXT: usize = 512 - 2 - 11;
 
 const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
     Some(EnhancedStatus::new(class, subject, detail))
@@ -262,6 +289,7 @@ impl Cause {
                 st(5, 1, 1),
                 format!("No such user here: <{address}>; check the address for typos"),
             ),
+            Suppressed { address, since, by, detail } => suppressed(address, since, by, detail),
             NoValidRecipients => Reply::new(
                 554,
                 st(5, 5, 1),
@@ -317,6 +345,40 @@ impl Cause {
     }
 }
 
+/// The one-line refusal for a suppressed recipient: when, why, and how to lift it. The
+/// detail is made printable ASCII and shortened, and the removal hint loses the address when
+/// a very long address would push the line past 512 octets (RFC 5321 §4.5.3.1.5).
+fn suppressed(address: &str, since: &str, by: &SuppressedBy, detail: &str) -> Reply {
+    let status = match by {
+        SuppressedBy::Bounce { status: Some(s) }
+            if s.class == 5 && (s.subject == 1 || (s.subject, s.detail) == (2, 1)) =>
+        {
+            *s
+        }
+        _ => EnhancedStatus::new(5, 7, 1),
+    };
+    let event = match by {
+        SuppressedBy::Bounce { .. } => "it bounced",
+        SuppressedBy::Complaint => "the recipient complained",
+        SuppressedBy::Operator => "it was added by hand",
+    };
+    let head = format!("<{address}> is on this server's suppression list: {event} on {since} (");
+    let mut tail = format!("); remove it with `homing suppress remove {address}` if the address works again");
+    if head.len() + tail.len() > MAX_REPLY_TEXT {
+        tail = "); remove it with `homing suppress remove` if the address works again".to_string();
+    }
+    let room = MAX_REPLY_TEXT.saturating_sub(head.len() + tail.len());
+    let mut detail: String =
+        detail.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    if detail.len() > room {
+        detail.truncate(room.saturating_sub(3));
+        if room >= 3 {
+            detail.push_str("...");
+        }
+    }
+    Reply::new(550, Some(status), format!("{head}{detail}{tail}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +421,7 @@ mod tests {
             Cause::BadSender { detail: s() },
             Cause::BadRecipient { detail: s() },
             Cause::NoSuchUser { address: s() },
+            Cause::Suppressed { address: s(), since: s(), by: SuppressedBy::Operator, detail: s() },
             Cause::NoValidRecipients,
             Cause::Utf8NotAllowed,
             Cause::LocalError { detail: s() },
@@ -395,5 +458,61 @@ mod tests {
         assert!(code(Cause::RelayDenied { domain: "d.example".into() }).contains("d.example"));
         let unsupported = CommandError::Param(ParamError::Unsupported("FOO".into()));
         assert_eq!(Cause::from_command_error(&unsupported).reply().code, 555);
+    }
+
+    fn suppressed(address: &str, by: SuppressedBy, detail: &str) -> Reply {
+        Cause::Suppressed { address: address.into(), since: "2026-11-20".into(), by, detail: detail.into() }
+            .reply()
+    }
+
+    #[test]
+    fn suppressed_status_follows_how_the_address_got_listed() {
+        let bounce = |s: &str| SuppressedBy::Bounce { status: Some(s.parse().unwrap()) };
+        let code = |by| suppressed("bob@rx.test", by, "x").to_string();
+        assert!(code(bounce("5.1.1")).starts_with("550 5.1.1 "));
+        assert!(code(bounce("5.1.10")).starts_with("550 5.1.10 "));
+        assert!(code(bounce("5.2.1")).starts_with("550 5.2.1 "));
+        // A dead-address reason with an unrelated status, and every policy listing: 5.7.1.
+        assert!(code(bounce("5.0.0")).starts_with("550 5.7.1 "));
+        assert!(code(SuppressedBy::Bounce { status: None }).starts_with("550 5.7.1 "));
+        assert!(code(SuppressedBy::Complaint).starts_with("550 5.7.1 "));
+        assert!(code(SuppressedBy::Operator).starts_with("550 5.7.1 "));
+    }
+
+    #[test]
+    fn suppressed_says_when_why_and_how_to_lift_it() {
+        let r = suppressed(
+            "bob@rx.test",
+            SuppressedBy::Bounce { status: Some(EnhancedStatus::new(5, 1, 1)) },
+            "userunknown: mx.rx.test said the address does not exist",
+        );
+        assert_eq!(
+            r.to_string(),
+            "550 5.1.1 <bob@rx.test> is on this server's suppression list: it bounced on 2026-11-20 \
+             (userunknown: mx.rx.test said the address does not exist); remove it with \
+             `homing suppress remove bob@rx.test` if the address works again"
+        );
+    }
+
+    #[test]
+    fn suppressed_fits_one_line_of_512_octets() {
+        let local = "l".repeat(64);
+        let domain = format!("{}.example", "d".repeat(180));
+        let address = format!("{local}@{domain}");
+        for detail in ["", "short", &"x\r\n\u{e9}".repeat(300)] {
+            let wire = suppressed(&address, SuppressedBy::Operator, detail).to_wire();
+            assert!(wire.len() <= 512, "{} octets", wire.len());
+            assert_eq!(wire.iter().filter(|&&b| b == b'\n').count(), 1);
+            assert!(wire.is_ascii());
+            let text = String::from_utf8_lossy(&wire);
+            assert!(text.contains(&address), "{text}");
+            assert!(text.contains("homing suppress remove"), "{text}");
+        }
+        let wire = suppressed("bob@rx.test", SuppressedBy::Complaint, &"why ".repeat(200)).to_wire();
+        assert!(
+            wire.len() <= 512 && wire.ends_with(b"works again\r\n"),
+            "{}",
+            String::from_utf8_lossy(&wire)
+        );
     }
 }

@@ -21,7 +21,7 @@ pub mod reply_parser;
 pub mod server;
 
 pub use address::{Address, AddressError, AddressOptions, Domain, ReversePath};
-pub use cause::Cause;
+pub use cause::{Cause, SuppressedBy};
 pub use client::{Capabilities, ClientTransaction, Step, TransactionOutcome, dot_stuff};
 pub use command::{Command, CommandError, CommandOptions, parse_command};
 pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret};
