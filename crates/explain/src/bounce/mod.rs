@@ -141,6 +141,7 @@ pub fn read(raw: &[u8]) -> Report {
     let mentions = prose::mentions(&note, &ignore);
     let (failures, reporting_mta) = delivery_status(&parts);
     report.reporting_mta = reporting_mta;
+    let reported = !failures.is_empty();
 
     let mut failures = if failures.is_empty() {
         mentions
@@ -155,7 +156,7 @@ pub fn read(raw: &[u8]) -> Report {
         failures
     };
     let bounce_like = looks_like_bounce(&headers, &note);
-    if failures.is_empty() && !bounce_like && is_auto_reply(&headers, &report.subject) {
+    if !reported && !bounce_like && is_auto_reply(&headers, &report.subject) {
         report.kind = Kind::AutoReply;
         let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
         report.failures =
@@ -481,7 +482,12 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     let reason = match report.kind {
         Kind::Feedback => Reason::Feedback,
         Kind::AutoReply => Reason::Vacation,
-        _ if report.filter_gateway && x.reason == Reason::UserUnknown => Reason::Filtered,
+        _ if report.filter_gateway
+            && x.reason == Reason::UserUnknown
+            && !names_address(f.status.as_deref().or(text_status.as_deref())) =>
+        {
+            Reason::Filtered
+        }
         _ => refine(x.reason, stage, f.status.as_deref().or(text_status.as_deref()), delayed, &all_text),
     };
     let hard = match report.kind {
@@ -584,6 +590,12 @@ const GAVE_UP: &[&str] = &[
     "connection timed out",
 ];
 
+/// Whether a status confirms the failure is about the address itself: `x.1.x` (addressing)
+/// or `x.5.x` (the command, here RCPT, was refused).
+fn names_address(status: Option<&str>) -> bool {
+    status.is_some_and(|s| s.get(1..3) == Some(".1") || s.get(1..3) == Some(".5"))
+}
+
 /// Adjusts the reason for what a report says beyond one reply: that the mail expired in the
 /// reporting server's queue, or that a "no such user" came only after the content was sent.
 fn refine(reason: Reason, stage: Stage, status: Option<&str>, delayed: bool, text: &str) -> Reason {
@@ -593,8 +605,7 @@ fn refine(reason: Reason, stage: Stage, status: Option<&str>, delayed: bool, tex
     let dns = ["host name lookup failure", "dns error", "name server", "domain name not found"]
         .iter()
         .any(|p| text.contains(p));
-    let names_address = status.is_some_and(|s| s.get(1..3) == Some(".1") || s.get(1..3) == Some(".5"));
-    if reason == Reason::UserUnknown && matches!(stage, Stage::Data | Stage::Dot) && !names_address {
+    if reason == Reason::UserUnknown && matches!(stage, Stage::Data | Stage::Dot) && !names_address(status) {
         // Refused after DATA without a status naming the address (x.1.x): a content filter
         // answered, not the mailbox lookup.
         Reason::Filtered
