@@ -293,10 +293,10 @@ impl Rules {
     /// TLS, then the reply.
     pub fn find(&self, ev: &Evidence) -> Option<&Rule> {
         let sources: [(Source, Option<String>); 4] = [
-            (Source::Dns, ev.dns.as_ref().map(|d| d.detail().to_lowercase())),
-            (Source::Network, ev.network.as_ref().map(|s| s.to_lowercase())),
-            (Source::Tls, ev.tls.as_ref().map(|s| s.to_lowercase())),
-            (Source::Reply, ev.reply.as_ref().map(|r| r.text.to_lowercase())),
+            (Source::Dns, ev.dns.as_ref().map(|d| normalize(d.detail()))),
+            (Source::Network, ev.network.as_ref().map(|s| normalize(s))),
+            (Source::Tls, ev.tls.as_ref().map(|s| normalize(s))),
+            (Source::Reply, ev.reply.as_ref().map(|r| normalize(&r.text))),
         ];
         sources.iter().find_map(|(source, lower)| {
             let lower = lower.as_deref()?;
@@ -313,6 +313,19 @@ impl Rules {
     pub(crate) fn find_by_status(&self, stage: Stage, reply: &ReplyEvidence) -> Option<&Rule> {
         self.rules.iter().find(|r| r.is_status_rule() && r.matches_reply(stage, reply, ""))
     }
+}
+
+/// Text as rules see it: lowercase, every run of whitespace (line breaks of multi-line
+/// replies, the wrapping of bounce texts) one space.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
 }
 
 fn check(file: &str, r: RawRule) -> Result<Rule, RulesError> {

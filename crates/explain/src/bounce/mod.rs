@@ -605,7 +605,15 @@ fn refine(reason: Reason, stage: Stage, status: Option<&str>, delayed: bool, tex
     let dns = ["host name lookup failure", "dns error", "name server", "domain name not found"]
         .iter()
         .any(|p| text.contains(p));
-    if reason == Reason::UserUnknown && matches!(stage, Stage::Data | Stage::Dot) && !names_address(status) {
+    let detail = status.and_then(|s| s.get(1..));
+    if matches!(reason, Reason::MesgTooBig | Reason::ExceedLimit) && matches!(detail, Some(".2.3" | ".3.4")) {
+        // Size words are ambiguous; the status tells the recipient's limit (x.2.3) from
+        // the system's (x.3.4), RFC 3463 §3.3 and §3.4.
+        if detail == Some(".2.3") { Reason::ExceedLimit } else { Reason::MesgTooBig }
+    } else if reason == Reason::UserUnknown
+        && matches!(stage, Stage::Data | Stage::Dot)
+        && !names_address(status)
+    {
         // Refused after DATA without a status naming the address (x.1.x): a content filter
         // answered, not the mailbox lookup.
         Reason::Filtered
