@@ -129,7 +129,9 @@ impl ContentType {
             return ContentType { mime: "text/plain".into(), params: Vec::new() };
         };
         let mut parts = split_params(value).into_iter();
-        let mime = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let first = parts.next().unwrap_or_default();
+        // A missing `;` before the parameters ("text/plain charset=…") still names the type.
+        let mime = first.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
         let mime = if mime.contains('/') { mime } else { "text/plain".into() };
         let params = parts
             .filter_map(|p| {
@@ -225,6 +227,10 @@ fn walk(headers: &Headers, body: &[u8], in_original: bool, depth: usize, out: &m
         walk(&h, b, true, depth + 1, out);
         return;
     }
+    // A multipart whose boundary never appears (truncated or hand-made reports) is read as
+    // plain text rather than dropped.
+    let ct =
+        if ct.is_multipart() { ContentType { mime: "text/plain".into(), params: ct.params } } else { ct };
     let in_original = in_original || ct.mime == "text/rfc822-headers";
     let text = to_text(&decoded, ct.param("charset"));
     out.push(Part { content_type: ct, headers: headers.clone(), text, in_original });
