@@ -31,7 +31,8 @@ impl Rules {
         }
     }
 
-    fn apply(&self, rule: &Rule, ev: &Evidence) -> Explanation {
+    /// The explanation `rule` gives for `ev` (the rule must be one of these rules' own).
+    pub fn apply(&self, rule: &Rule, ev: &Evidence) -> Explanation {
         let reply = ev.reply.as_ref().filter(|_| rule.source == Source::Reply);
         let hard = match reply.map(|r| r.code) {
             Some(400..=499) | Some(200..=399) => false,
@@ -101,7 +102,7 @@ impl Rules {
 
 /// The explanation when nothing recognises the evidence: honest about it, and hard only
 /// when the server itself said the failure is permanent.
-fn unclassified(ev: &Evidence, why: &str) -> Explanation {
+pub(crate) fn unclassified(ev: &Evidence, why: &str) -> Explanation {
     let reply = ev.reply.as_ref();
     let hard = reply.is_some_and(|r| (500..=599).contains(&r.code));
     let said = reply.map_or_else(

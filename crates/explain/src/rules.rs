@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
 use homing_smtp::EnhancedStatus;
 use serde::Deserialize;
 
@@ -181,6 +182,8 @@ pub struct Rule {
     pub source: Source,
     any: Vec<String>,
     all: Vec<String>,
+    any_ids: Vec<usize>,
+    all_ids: Vec<usize>,
     codes: Vec<String>,
     statuses: Vec<StatusPattern>,
     stages: Vec<Stage>,
@@ -214,29 +217,29 @@ impl Rule {
         self.source == Source::Reply && self.tier() == 1
     }
 
-    fn matches_text(&self, lower: &str) -> bool {
-        (self.any.is_empty() || self.any.iter().any(|s| lower.contains(s.as_str())))
-            && self.all.iter().all(|s| lower.contains(s.as_str()))
+    fn matches_text(&self, seen: &Seen) -> bool {
+        (self.any_ids.is_empty() || self.any_ids.iter().any(|&i| seen.has(i)))
+            && self.all_ids.iter().all(|&i| seen.has(i))
     }
 
-    fn matches_reply(&self, stage: Stage, reply: &ReplyEvidence, lower: &str) -> bool {
+    fn matches_reply(&self, stage: Stage, reply: &ReplyEvidence, seen: &Seen) -> bool {
         let status_ok = self.statuses.is_empty()
             || reply.enhanced_status().is_some_and(|s| self.statuses.iter().any(|p| p.matches(s)));
         status_ok
             && (self.codes.is_empty() || self.codes.iter().any(|p| code_matches(p, reply.code)))
             && (self.stages.is_empty() || self.stages.contains(&stage))
-            && self.matches_text(lower)
+            && self.matches_text(seen)
     }
 
-    fn matches(&self, ev: &Evidence, lower: &str) -> bool {
+    fn matches(&self, ev: &Evidence, seen: &Seen) -> bool {
         let stage_ok = self.stages.is_empty() || self.stages.contains(&ev.stage);
         match self.source {
-            Source::Reply => ev.reply.as_ref().is_some_and(|r| self.matches_reply(ev.stage, r, lower)),
+            Source::Reply => ev.reply.as_ref().is_some_and(|r| self.matches_reply(ev.stage, r, seen)),
             Source::Dns => ev.dns.as_ref().is_some_and(|d| {
-                (self.dns.is_empty() || self.dns.iter().any(|k| k == d.kind())) && self.matches_text(lower)
+                (self.dns.is_empty() || self.dns.iter().any(|k| k == d.kind())) && self.matches_text(seen)
             }),
-            Source::Network => ev.network.is_some() && stage_ok && self.matches_text(lower),
-            Source::Tls => ev.tls.is_some() && stage_ok && self.matches_text(lower),
+            Source::Network => ev.network.is_some() && stage_ok && self.matches_text(seen),
+            Source::Tls => ev.tls.is_some() && stage_ok && self.matches_text(seen),
         }
     }
 }
@@ -246,6 +249,18 @@ impl Rule {
 pub struct Rules {
     rules: Vec<Rule>,
     blocklists: Vec<Blocklist>,
+    /// Every distinct `any`/`all` phrase, searched in one pass over a text.
+    phrases: AhoCorasick,
+}
+
+/// Which phrases (by id) a text contains.
+#[derive(Debug, Default)]
+struct Seen(Vec<bool>);
+
+impl Seen {
+    fn has(&self, id: usize) -> bool {
+        self.0.get(id).copied().unwrap_or(false)
+    }
 }
 
 impl Rules {
@@ -277,7 +292,32 @@ impl Rules {
         }
         // Stable sort: tiers first, file order within a tier.
         rules.sort_by_key(Rule::tier);
-        Ok(Rules { rules, blocklists })
+        let mut phrases: Vec<String> = Vec::new();
+        for rule in &mut rules {
+            let mut id_of = |p: &String| match phrases.iter().position(|q| q == p) {
+                Some(i) => i,
+                None => {
+                    phrases.push(p.clone());
+                    phrases.len() - 1
+                }
+            };
+            rule.any_ids = rule.any.iter().map(&mut id_of).collect();
+            rule.all_ids = rule.all.iter().map(&mut id_of).collect();
+        }
+        let phrases = AhoCorasick::new(&phrases).map_err(|e| RulesError::Syntax {
+            file: "(all rules files)".into(),
+            message: format!("the rules' phrases cannot be compiled: {e}"),
+        })?;
+        Ok(Rules { rules, blocklists, phrases })
+    }
+
+    /// The phrases `text` (already normalized) contains, found in one pass.
+    fn seen(&self, text: &str) -> Seen {
+        let mut seen = vec![false; self.phrases.patterns_len()];
+        for m in self.phrases.find_overlapping_iter(text) {
+            seen[m.pattern().as_usize()] = true;
+        }
+        Seen(seen)
     }
 
     /// Every rule, in the order they are tried.
@@ -299,8 +339,8 @@ impl Rules {
             (Source::Reply, ev.reply.as_ref().map(|r| normalize(&r.text))),
         ];
         sources.iter().find_map(|(source, lower)| {
-            let lower = lower.as_deref()?;
-            self.rules.iter().find(|r| r.source == *source && r.matches(ev, lower))
+            let seen = self.seen(lower.as_deref()?);
+            self.rules.iter().find(|r| r.source == *source && r.matches(ev, &seen))
         })
     }
 
@@ -311,7 +351,7 @@ impl Rules {
 
     /// The first status-only rule matching this reply, ignoring its text.
     pub(crate) fn find_by_status(&self, stage: Stage, reply: &ReplyEvidence) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.is_status_rule() && r.matches_reply(stage, reply, ""))
+        self.rules.iter().find(|r| r.is_status_rule() && r.matches_reply(stage, reply, &Seen::default()))
     }
 }
 
@@ -411,8 +451,10 @@ fn check(file: &str, r: RawRule) -> Result<Rule, RulesError> {
         actor,
         status,
         source,
-        any: r.any.iter().map(|s| s.to_lowercase()).collect(),
-        all: r.all.iter().map(|s| s.to_lowercase()).collect(),
+        any: r.any.iter().map(|s| normalize(s)).collect(),
+        all: r.all.iter().map(|s| normalize(s)).collect(),
+        any_ids: Vec::new(),
+        all_ids: Vec::new(),
         codes: r.codes,
         statuses,
         stages,

@@ -457,26 +457,12 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         status: own_status.clone().or_else(|| text_status.clone()),
         text: f.diagnostic.clone(),
     });
-    let mut x = crate::explain(&ev);
-    if !by_text(&x) && !f.context.is_empty() {
-        let mut wider = ev.clone();
-        if let Some(r) = wider.reply.as_mut() {
-            r.text = format!("{}\n{}", f.diagnostic, f.context);
+    let x = match crate::Rules::builtin() {
+        Ok(rules) => classify(rules, &ev, f),
+        Err(e) => {
+            crate::classify::unclassified(&ev, &format!("homing's built-in failure rules did not load ({e})"))
         }
-        let y = crate::explain(&wider);
-        if by_text(&y) {
-            x = y;
-        }
-    }
-    if !by_text(&x) {
-        // Connection and DNS failures reported in words: the network rules know them.
-        let mut net = Evidence::bare(Stage::Connect, ev.domain.clone());
-        net.network = Some(format!("{}\n{}", f.diagnostic, f.context));
-        let y = crate::explain(&net);
-        if by_text(&y) {
-            x = Explanation { status: x.status.clone(), evidence: ev.clone(), ..y };
-        }
-    }
+    };
     let delayed = f.action.as_deref() == Some("delayed");
     let all_text = format!("{}\n{}", f.diagnostic, f.context).to_ascii_lowercase();
     let reason = match report.kind {
@@ -550,9 +536,43 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     }
 }
 
-/// Whether a text rule (not only codes) classified the evidence.
-fn by_text(x: &Explanation) -> bool {
-    crate::Rules::builtin().ok().and_then(|r| r.by_id(&x.rule)).is_some_and(|r| r.looks_at_text())
+/// Classifies one failure: the diagnostic first; when no rule recognises its words, the
+/// diagnostic with the rest of the report's prose; then the same words as a network error
+/// (connection and DNS failures reported in prose). A rule that recognised words beats one
+/// that saw only codes; only the chosen rule is applied.
+fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
+    let first = rules.find(ev);
+    if first.is_some_and(crate::rules::Rule::looks_at_text) || f.context.is_empty() && f.diagnostic.is_empty()
+    {
+        return apply_or_unclassified(rules, first, ev);
+    }
+    let both = format!("{}\n{}", f.diagnostic, f.context);
+    let mut wider = ev.clone();
+    if let Some(r) = wider.reply.as_mut() {
+        r.text = both.clone();
+    }
+    if let Some(rule) = rules.find(&wider).filter(|r| r.looks_at_text()) {
+        return rules.apply(rule, &wider);
+    }
+    let mut net = Evidence::bare(Stage::Connect, ev.domain.clone());
+    net.network = Some(both);
+    if let Some(rule) = rules.find(&net).filter(|r| r.looks_at_text()) {
+        let y = rules.apply(rule, &net);
+        let status = apply_or_unclassified(rules, first, ev).status;
+        return Explanation { status, evidence: ev.clone(), ..y };
+    }
+    apply_or_unclassified(rules, first, ev)
+}
+
+fn apply_or_unclassified(
+    rules: &crate::Rules,
+    rule: Option<&crate::rules::Rule>,
+    ev: &Evidence,
+) -> Explanation {
+    match rule {
+        Some(rule) => rules.apply(rule, ev),
+        None => crate::classify::unclassified(ev, "no rule recognises this outcome"),
+    }
 }
 
 /// How many of the first [`GAVE_UP`] phrases say the server is still retrying.

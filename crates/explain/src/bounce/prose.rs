@@ -6,6 +6,10 @@
 //! (`<bob@example.com>:`, `  bob@example.com`, `RCPT To:<bob@example.com>`), and the
 //! lines after it, up to the next address, say what went wrong.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
 /// Most lines of diagnostic text kept after one mention of an address.
 const BLOCK_LINES: usize = 14;
 /// Longest line examined for addresses; longer lines are data, not prose.
@@ -57,20 +61,28 @@ const ORIGINAL_HEADERS: &[&str] =
     &["received: ", "return-path: ", "dkim-signature: ", "x-google-smtp-source:", "arc-seal:"];
 
 /// The notification part of a prose bounce: everything before the copy of the original.
+/// One case-insensitive pass finds the markers; a marker on the first line does not count.
 pub fn notification(text: &str) -> &str {
+    static MARKERS: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    let markers = MARKERS
+        .get_or_init(|| AhoCorasick::builder().ascii_case_insensitive(true).build(ORIGINAL_MARKERS).ok());
+    let first_line_end = text.find('\n').unwrap_or(text.len());
+    let mut cut = text.len();
+    if let Some(m) = markers.as_ref().and_then(|ac| ac.find_iter(text).find(|m| m.start() > first_line_end)) {
+        cut = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+    }
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let lower = line.trim().to_ascii_lowercase();
-        let marker = ORIGINAL_MARKERS.iter().any(|m| lower.contains(m))
-            || ORIGINAL_HEADERS
+    for line in text[..cut].split_inclusive('\n') {
+        let header = line.len() > 12
+            && ORIGINAL_HEADERS
                 .iter()
-                .any(|h| lower.starts_with(h) && line.starts_with(|c: char| !c.is_whitespace()));
-        if marker && offset > 0 {
+                .any(|h| line.as_bytes()[..h.len().min(line.len())].eq_ignore_ascii_case(h.as_bytes()));
+        if header && offset > 0 {
             return &text[..offset];
         }
         offset += line.len();
     }
-    text
+    &text[..cut]
 }
 
 /// An address found in a line: byte range and the address.

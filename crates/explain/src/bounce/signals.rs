@@ -60,11 +60,19 @@ pub fn reply_code(text: &str) -> Option<u16> {
     None
 }
 
+/// How much of a text [`stage_of`] reads.
+const STAGE_SCAN: usize = 8 * 1024;
+
 /// The SMTP stage a failure text names, in the words Postfix, Exim, Sendmail, qmail and
 /// others use for it. In a session transcript (`>>> RCPT To:…` / `<<< 550 …`), the
 /// stage is the last command sent before the first error reply.
 pub fn stage_of(text: &str) -> Option<Stage> {
-    let t = text.to_ascii_lowercase();
+    // The stage is named near the reply; long reports need not be read to the end.
+    let mut end = text.len().min(STAGE_SCAN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let t = text[..end].to_ascii_lowercase();
     if let Some(err) = first_error_reply(&t) {
         let sent = t[..err].rfind(">>> ").map(|at| &t[at + 4..]);
         if let Some(cmd) = sent {
