@@ -28,7 +28,8 @@ impl ReplyEvidence {
     /// The reply on one line, as used in a DSN `Diagnostic-Code` (RFC 3464 §2.3.6):
     /// `550 5.1.1 text; more text`, without CR or LF.
     pub fn one_line(&self) -> String {
-        let mut out = self.code.to_string();
+        // Code 0 stands for "no reply code was given" (a bounce's prose); it is not shown.
+        let mut out = if self.code == 0 { String::new() } else { self.code.to_string() };
         if let Some(s) = &self.status {
             let s = s.trim();
             if !s.is_empty() && !self.text.trim_start().starts_with(s) {
@@ -42,7 +43,7 @@ impl ReplyEvidence {
             out.push(' ');
             out.push_str(&lines.join("; "));
         }
-        out
+        out.trim_start().to_string()
     }
 }
 
