@@ -67,9 +67,10 @@ pub struct Report {
 }
 
 /// Header signatures of filtering gateways that send their own bounces (McAfee Email
-/// Gateway, MXLogic, m-FILTER, MailFoundry, ActiveHunter). A recipient they refuse was
+/// Gateway, MXLogic, m-FILTER, MailFoundry, ActiveHunter, Mail2000). A recipient they refuse was
 /// refused by the gateway's filter or directory policy in front of the mailbox.
-const FILTER_GATEWAYS: &[&str] = &["x-nai-header", "mxlogic.net", "m-filter", "mailfoundry", "x-ahmailid"];
+const FILTER_GATEWAYS: &[&str] =
+    &["x-nai-header", "mxlogic.net", "m-filter", "mailfoundry", "x-ahmailid", "mail2000 esmtp"];
 
 /// A complaint forwarded without an RFC 5965 report (Hotmail's "complaint about message
 /// from …"): the subject says so and the original is attached.
@@ -474,7 +475,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         {
             Reason::Filtered
         }
-        _ => refine(x.reason, stage, f.status.as_deref().or(text_status.as_deref()), delayed, &all_text),
+        _ => refine(x.reason, stage, f.status.as_deref().or(text_status.as_deref()), &all_text),
     };
     let hard = match report.kind {
         Kind::Feedback | Kind::AutoReply => false,
@@ -554,9 +555,11 @@ fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
     if let Some(rule) = rules.find(&wider).filter(|r| r.looks_at_text()) {
         return rules.apply(rule, &wider);
     }
+    // Only words without any reply code can be a connection failure.
+    let no_code = ev.reply.as_ref().is_none_or(|r| r.code == 0);
     let mut net = Evidence::bare(Stage::Connect, ev.domain.clone());
     net.network = Some(both);
-    if let Some(rule) = rules.find(&net).filter(|r| r.looks_at_text()) {
+    if let Some(rule) = rules.find(&net).filter(|r| no_code && r.looks_at_text()) {
         let y = rules.apply(rule, &net);
         let status = apply_or_unclassified(rules, first, ev).status;
         return Explanation { status, evidence: ev.clone(), ..y };
@@ -618,7 +621,7 @@ fn names_address(status: Option<&str>) -> bool {
 
 /// Adjusts the reason for what a report says beyond one reply: that the mail expired in the
 /// reporting server's queue, or that a "no such user" came only after the content was sent.
-fn refine(reason: Reason, stage: Stage, status: Option<&str>, delayed: bool, text: &str) -> Reason {
+fn refine(reason: Reason, stage: Stage, status: Option<&str>, text: &str) -> Reason {
     let transient =
         matches!(reason, Reason::NetworkError | Reason::Undefined | Reason::OnHold | Reason::Expired);
     let gave_up = GAVE_UP.iter().any(|p| text.contains(p));
@@ -637,7 +640,16 @@ fn refine(reason: Reason, stage: Stage, status: Option<&str>, delayed: bool, tex
         // Refused after DATA without a status naming the address (x.1.x): a content filter
         // answered, not the mailbox lookup.
         Reason::Filtered
-    } else if transient && (gave_up || delayed) && !dns {
+    } else if matches!(reason, Reason::UserUnknown | Reason::Suspend)
+        && matches!(detail, Some(".1.1" | ".2.1"))
+    {
+        // "No such user" and "disabled" are worded loosely; the status says which
+        // (RFC 3463: x.1.1 bad mailbox, x.2.1 mailbox disabled).
+        if detail == Some(".1.1") { Reason::UserUnknown } else { Reason::Suspend }
+    } else if reason == Reason::UserUnknown && status.is_some_and(|s| s.get(1..3) == Some(".7")) {
+        // "User unknown" under a security/policy status (x.7.x): a filter refused it.
+        Reason::Filtered
+    } else if transient && gave_up && !dns {
         Reason::Expired
     } else if stage == Stage::Mail
         && matches!(reason, Reason::UserUnknown | Reason::HostUnknown | Reason::OnHold | Reason::Suspend)
