@@ -475,7 +475,9 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         {
             Reason::Filtered
         }
-        _ => refine(x.reason, stage, f.status.as_deref().or(text_status.as_deref()), &all_text),
+        _ => {
+            refine(x.reason, stage, effective_status(f.status.as_deref(), text_status.as_deref()), &all_text)
+        }
     };
     let hard = match report.kind {
         Kind::Feedback | Kind::AutoReply => false,
@@ -485,22 +487,15 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     };
     let status = match report.kind {
         Kind::Feedback | Kind::AutoReply => String::new(),
-        _ => {
-            let vague = |s: &String| s.ends_with(".0.0");
-            match (&f.status, &text_status) {
-                (Some(own), Some(text)) if vague(own) && !vague(text) && own[..1] == text[..1] => {
-                    text.clone()
-                }
-                (Some(own), _) => own.clone(),
-                (None, Some(text)) => text.clone(),
-                (None, None) => {
-                    let retrying = delayed
-                        || reply_code.is_some_and(|c| c < 500)
-                        || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
-                    pseudo_status(reason, !retrying)
-                }
+        _ => match effective_status(f.status.as_deref(), text_status.as_deref()) {
+            Some(s) => s.to_string(),
+            None => {
+                let retrying = delayed
+                    || reply_code.is_some_and(|c| c < 500)
+                    || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
+                pseudo_status(reason, !retrying)
             }
-        }
+        },
     };
     Finding {
         recipient: f.recipient.clone(),
@@ -613,6 +608,18 @@ const GAVE_UP: &[&str] = &[
     "connection timed out",
 ];
 
+/// The status that says most: the report's own, unless it is a bare `x.0.0` and the text
+/// carries a more specific one of the same class.
+fn effective_status<'a>(own: Option<&'a str>, text: Option<&'a str>) -> Option<&'a str> {
+    match (own, text) {
+        (Some(o), Some(t)) if o.ends_with(".0.0") && !t.ends_with(".0.0") && o.get(..1) == t.get(..1) => {
+            Some(t)
+        }
+        (Some(o), _) => Some(o),
+        (None, t) => t,
+    }
+}
+
 /// Whether a status confirms the failure is about the address itself: `x.1.x` (addressing)
 /// or `x.5.x` (the command, here RCPT, was refused).
 fn names_address(status: Option<&str>) -> bool {
@@ -640,12 +647,9 @@ fn refine(reason: Reason, stage: Stage, status: Option<&str>, text: &str) -> Rea
         // Refused after DATA without a status naming the address (x.1.x): a content filter
         // answered, not the mailbox lookup.
         Reason::Filtered
-    } else if matches!(reason, Reason::UserUnknown | Reason::Suspend)
-        && matches!(detail, Some(".1.1" | ".2.1"))
-    {
-        // "No such user" and "disabled" are worded loosely; the status says which
-        // (RFC 3463: x.1.1 bad mailbox, x.2.1 mailbox disabled).
-        if detail == Some(".1.1") { Reason::UserUnknown } else { Reason::Suspend }
+    } else if reason == Reason::Suspend && detail == Some(".1.1") {
+        // "Inactive" is worded loosely; x.1.1 says the mailbox does not exist (RFC 3463).
+        Reason::UserUnknown
     } else if reason == Reason::UserUnknown && status.is_some_and(|s| s.get(1..3) == Some(".7")) {
         // "User unknown" under a security/policy status (x.7.x): a filter refused it.
         Reason::Filtered
