@@ -157,6 +157,7 @@ pub fn pseudo_status(reason: Reason, hard: bool) -> String {
         Reason::Expired => 947,
         Reason::ContentError => 960,
         Reason::SecurityError => 970,
+        Reason::FailedStartTls => 976,
         Reason::Blocked => 971,
         Reason::PolicyViolation => 972,
         Reason::SpamDetected | Reason::VirusDetected => 980,
