@@ -95,7 +95,11 @@ impl Source {
         let data = match &self.path {
             None => {
                 let mut buf = Vec::new();
-                io::stdin().lock().take(max + 1).read_to_end(&mut buf).context("reading stdin")?;
+                io::stdin()
+                    .lock()
+                    .take(max.saturating_add(1))
+                    .read_to_end(&mut buf)
+                    .context("reading stdin")?;
                 buf
             }
             Some(p) => {
