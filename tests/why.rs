@@ -1,9 +1,6 @@
 //! `homing why` end to end: the built binary reads bounces written for these tests (one per
 //! kind of server, in `tests/why/`, all hand-made with `.example` names) from a temporary
 //! directory, an mbox, a Maildir or stdin, and explains single SMTP replies.
-//!
-//! Tests marked `#[ignore]` hold the right expectation for a known classifier bug; each
-//! names the bug. Run them with `cargo test --test why -- --ignored`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -187,7 +184,6 @@ fn exim_custom_text_falls_back_to_x_failed_recipients() {
 }
 
 #[test]
-#[ignore = "classifier bug: the status is looked for in the recipient's diagnostic only, not in the notification text that explained it"]
 fn exim_custom_text_status_comes_from_the_text() {
     let v = explain("exim-custom-text.eml");
     let r = only_recipient(&v);
@@ -219,7 +215,6 @@ fn sendmail_after_data_with_status_5_1_1_is_user_unknown() {
 }
 
 #[test]
-#[ignore = "classifier bug: refine() changes the reason to filtered but keeps user-unknown's cause and fix"]
 fn sendmail_filtered_cause_agrees_with_the_reason() {
     let v = explain("sendmail-after-data.eml");
     let r = only_recipient(&v);
@@ -241,7 +236,6 @@ fn gmail_delay_is_expired_with_a_class_4_status() {
 }
 
 #[test]
-#[ignore = "classifier bug: a delay (status 4.x, \"will be retried\") is reported hard"]
 fn gmail_delay_is_soft() {
     let v = explain("gmail-delay.eml");
     let r = only_recipient(&v);
@@ -249,7 +243,6 @@ fn gmail_delay_is_soft() {
 }
 
 #[test]
-#[ignore = "classifier bug: a report without a reply code is explained as if the server replied \"0\""]
 fn cause_quotes_no_reply_code_when_the_report_has_none() {
     for name in ["gmail-delay.eml", "exim.eml"] {
         let v = explain(name);
@@ -284,7 +277,6 @@ fn rfc3834_vacation_reply_is_an_auto_reply() {
 }
 
 #[test]
-#[ignore = "classifier bug: prose mentions are read from any message, so an address on a line of its own makes a failed recipient"]
 fn vacation_reply_naming_a_colleague_is_still_an_auto_reply() {
     let v = explain("vacation-names-a-colleague.eml");
     assert_eq!(v["kind"], "auto_reply", "{v:#}");
@@ -299,7 +291,6 @@ fn personal_email_is_not_a_bounce() {
 }
 
 #[test]
-#[ignore = "classifier bug: prose mentions are read from any message, so an address on a line of its own makes a failed recipient"]
 fn personal_email_listing_addresses_is_not_a_bounce() {
     let v = explain("personal-lists-addresses.eml");
     assert_eq!(v["kind"], "not_a_bounce", "{v:#}");
@@ -538,7 +529,6 @@ fn truncated_mime_is_read_best_effort() {
 }
 
 #[test]
-#[ignore = "classifier bug: a bounce whose body names no recipient is called a vacation reply (Postfix and Exim put Auto-Submitted: auto-replied on bounces)"]
 fn bounce_headers_alone_are_not_a_vacation() {
     let full = fixture("postfix-user-unknown.eml");
     let headers = &full[..full.find("\n\n").expect("header end") + 2];

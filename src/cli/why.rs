@@ -144,16 +144,20 @@ fn collect(inputs: &[PathBuf], _max: u64) -> anyhow::Result<Vec<Source>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>) -> io::Result<()> {
-    let mut entries: Vec<PathBuf> = fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
+    let mut entries: Vec<(PathBuf, fs::FileType)> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().and_then(|e| Some((e.path(), e.file_type().ok()?))))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, kind) in entries {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.starts_with('.') || (name == "tmp" && dir.join("cur").is_dir()) {
             continue;
         }
-        if p.is_dir() {
+        // Symbolic links to directories are not followed (a link loop would never end);
+        // links to files are read.
+        if kind.is_dir() {
             walk(&p, out)?;
-        } else if p.is_file() {
+        } else if kind.is_file() || (kind.is_symlink() && p.is_file()) {
             out.push(Source { label: p.display().to_string(), path: Some(p) });
         }
     }
@@ -265,15 +269,28 @@ fn print_text(
     Ok(())
 }
 
+/// The reply code a reply line opens with: three digits, the first 2 to 5 and the second
+/// 0 to 5 (RFC 5321 §4.2), then the end, a space or a `-`.
+fn leading_reply_code(text: &str) -> Option<u16> {
+    let b = text.as_bytes();
+    let ok = b.len() >= 3
+        && (b'2'..=b'5').contains(&b[0])
+        && (b'0'..=b'5').contains(&b[1])
+        && b[2].is_ascii_digit()
+        && b.get(3).is_none_or(|c| *c == b' ' || *c == b'-');
+    ok.then(|| text[..3].parse().ok()).flatten()
+}
+
 /// `--reply`: one SMTP reply, e.g. `550 5.7.26 ...`, explained at `stage`.
 fn explain_reply(reply: &str, stage: &str, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let stage: Stage = stage.parse().map_err(|e| anyhow::anyhow!("--stage: {e}"))?;
     let text = reply.trim();
-    let code = bounce::reply_code(text)
-        .filter(|_| text.len() >= 3 && text.as_bytes()[..3].iter().all(u8::is_ascii_digit))
-        .with_context(|| {
-            format!("--reply {text:?} does not start with an SMTP reply code; give it as the server sent it, e.g. \"550 5.1.1 User unknown\"")
-        })?;
+    let code = leading_reply_code(text).with_context(|| {
+        format!(
+            "--reply {text:?} does not start with an SMTP reply code (2xx-5xx, RFC 5321 §4.2); give it as the \
+             server sent it, e.g. \"550 5.1.1 User unknown\""
+        )
+    })?;
     let rest = text[3..].trim_start_matches(['-', ' ']);
     let status = bounce::status_in(rest.split_whitespace().next().unwrap_or(""));
     let body = match &status {

@@ -62,8 +62,8 @@ impl Rules {
             hard,
             scope: rule.scope,
             actor: rule.actor,
-            cause: template::render(&rule.cause, &ctx),
-            fix: template::render(&rule.fix, &ctx),
+            cause: sentence(template::render(&rule.cause, &ctx)),
+            fix: sentence(template::render(&rule.fix, &ctx)),
             status,
             evidence: ev.clone(),
             rule: rule.id.clone(),
@@ -107,7 +107,10 @@ pub(crate) fn unclassified(ev: &Evidence, why: &str) -> Explanation {
     let hard = reply.is_some_and(|r| (500..=599).contains(&r.code));
     let said = reply.map_or_else(
         || "no reply, DNS, network or TLS evidence was recorded".to_string(),
-        |r| format!("the server replied \"{}\"", clean(&r.one_line(), DETAIL_MAX)),
+        |r| match clean(&r.one_line(), DETAIL_MAX) {
+            said if said.is_empty() => "the report gave no reply or reason text".to_string(),
+            said => format!("the server replied \"{said}\""),
+        },
     );
     Explanation {
         reason: Reason::Undefined,
@@ -121,6 +124,15 @@ pub(crate) fn unclassified(ev: &Evidence, why: &str) -> Explanation {
         status: if hard { "5.0.0" } else { "4.0.0" }.into(),
         evidence: ev.clone(),
         rule: String::new(),
+    }
+}
+
+/// A sentence starts with a capital, whatever placeholder opened it ("{server} says…").
+fn sentence(s: String) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) if first.is_lowercase() => first.to_uppercase().chain(chars).collect(),
+        _ => s,
     }
 }
 

@@ -240,7 +240,6 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    #[ignore = "classifier bug: ses.rs keeps emailAddress as given when it holds no address"]
     fn ses_recipients_are_addresses(
         address in mime_shapes::address(),
         kind in prop::sample::select(vec!["Bounce", "Complaint"]),

@@ -422,7 +422,12 @@ pub fn decode_words(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     let mut last_was_word = false;
+    // No encoded word can start after the last `?=`; stopping there keeps this linear.
+    let last_close = value.rfind("?=").unwrap_or(0);
     while let Some(start) = rest.find("=?") {
+        if value.len() - rest.len() + start >= last_close {
+            break;
+        }
         let (before, tail) = rest.split_at(start);
         let Some((decoded, used)) = encoded_word(tail) else {
             out.push_str(before);

@@ -144,7 +144,12 @@ pub fn read(raw: &[u8]) -> Report {
     report.reporting_mta = reporting_mta;
     let reported = !failures.is_empty();
 
-    let mut failures = if failures.is_empty() {
+    let bounce_like = looks_like_bounce(&headers, &note);
+    // Prose names failed addresses only in a message that presents itself as a failure
+    // notice; anywhere else, an address on a line of its own is just an address.
+    let mut failures: Vec<Failure> = if reported {
+        failures
+    } else if bounce_like {
         mentions
             .iter()
             .map(|m| Failure {
@@ -154,9 +159,8 @@ pub fn read(raw: &[u8]) -> Report {
             })
             .collect()
     } else {
-        failures
+        Vec::new()
     };
-    let bounce_like = looks_like_bounce(&headers, &note);
     if !reported && !bounce_like && is_auto_reply(&headers, &report.subject) {
         report.kind = Kind::AutoReply;
         let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
@@ -192,9 +196,13 @@ pub fn read(raw: &[u8]) -> Report {
         rcpts.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         failures = rcpts.into_iter().map(|r| Failure { recipient: r, ..Failure::default() }).collect();
     }
+    failures.truncate(MAX_FAILURES);
     let single = failures.len() == 1;
+    let by_address: std::collections::HashMap<String, &prose::Mention> =
+        mentions.iter().rev().map(|m| (m.recipient.to_ascii_lowercase(), m)).collect();
+    let note = clip(&note, CONTEXT_MAX);
     for f in &mut failures {
-        if let Some(m) = mentions.iter().find(|m| m.recipient.eq_ignore_ascii_case(&f.recipient)) {
+        if let Some(m) = by_address.get(&f.recipient.to_ascii_lowercase()) {
             if f.diagnostic.is_empty() {
                 f.diagnostic = m.text.clone();
             } else if !m.text.is_empty() && m.text != f.diagnostic {
@@ -205,19 +213,34 @@ pub fn read(raw: &[u8]) -> Report {
             if !f.context.is_empty() {
                 f.context.push('\n');
             }
-            f.context.push_str(&note);
+            f.context.push_str(note);
         }
+        f.diagnostic = clip(&f.diagnostic, CONTEXT_MAX).to_string();
+        f.context = clip(&f.context, 2 * CONTEXT_MAX).to_string();
     }
     if !failures.is_empty() {
         report.kind = Kind::Bounce;
         report.failures = failures;
-    } else if is_auto_reply(&headers, &report.subject) {
-        report.kind = Kind::AutoReply;
-        let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
-        report.failures =
-            vec![Failure { recipient: who, diagnostic: report.subject.clone(), ..Failure::default() }];
     }
     report
+}
+
+/// Most failed recipients read from one report; a report naming more is cut there.
+const MAX_FAILURES: usize = 1000;
+/// Most text about one failure that classification reads (a report's prose is shared by
+/// all its recipients; reading all of it for each would be quadratic).
+const CONTEXT_MAX: usize = 8 * 1024;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The bounce's own addresses (its `From`, `To`, `Return-Path`): never failed recipients.
@@ -374,14 +397,18 @@ fn inline_original_recipients(parts: &[Part], ignore: &[String]) -> Vec<String> 
         .collect()
 }
 
-/// Whether the message presents itself as a failure notice, by sender or subject.
+/// Whether the message presents itself as a failure notice: by its sender, its subject
+/// (in the languages real servers use) or the words of its notification.
 fn looks_like_bounce(headers: &Headers, note: &str) -> bool {
-    let from = headers.text("from").unwrap_or_default().to_ascii_lowercase();
-    let subject = headers.text("subject").unwrap_or_default().to_ascii_lowercase();
-    let daemon = ["mailer-daemon", "postmaster", "mail delivery", "mailer daemon", "mail administrator"]
-        .iter()
-        .any(|d| from.contains(d));
-    let subject_says = [
+    const SENDERS: &[&str] = &[
+        "mailer-daemon",
+        "postmaster",
+        "post_master",
+        "mail delivery",
+        "mailer daemon",
+        "mail administrator",
+    ];
+    const SUBJECTS: &[&str] = &[
         "undeliver",
         "delivery status notification",
         "delivery failure",
@@ -396,11 +423,41 @@ fn looks_like_bounce(headers: &Headers, note: &str) -> bool {
         "rejected",
         "delivery problem",
         "warning: could not send",
-    ]
-    .iter()
-    .any(|s| subject.contains(s));
-    let note = note.to_ascii_lowercase();
-    (daemon || subject_says) && !note.trim().is_empty()
+        "unzustellbar",
+        "nicht zustellbar",
+        "non remis",
+        "non recapitabile",
+        "onbestelbaar",
+        "no entregado",
+        "不達",
+        "エラー",
+        "配送",
+        "undelivered",
+        "delivery notification",
+        "returned to sender",
+    ];
+    const PHRASES: &[&str] = &[
+        "could not be delivered",
+        "couldn't be delivered",
+        "was not delivered",
+        "undeliverable",
+        "permanent error",
+        "permanent fatal error",
+        "delivery has failed",
+        "delivery failed",
+        "error message below",
+        "the following addresses had",
+        "unable to deliver",
+        "failed to deliver",
+        "not be delivered to",
+        "message you sent could not",
+    ];
+    let from = headers.text("from").unwrap_or_default().to_lowercase();
+    let subject = headers.text("subject").unwrap_or_default().to_lowercase();
+    let note = note.to_lowercase();
+    SENDERS.iter().any(|d| from.contains(d))
+        || SUBJECTS.iter().any(|s| subject.contains(s))
+        || PHRASES.iter().any(|p| note.contains(p))
 }
 
 /// RFC 3834 automatic replies, and the vacation responders that predate it.
@@ -447,7 +504,9 @@ pub fn explain_report(report: &Report) -> Vec<Finding> {
 /// rules; complaints and auto-replies are what they are.
 pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     let reply_code = reply_code(&f.diagnostic).or_else(|| reply_code(&f.context));
-    let text_status = status_in(&f.diagnostic);
+    // The status the failure's own text gives; a lone recipient owns the whole notice's.
+    let text_status = status_in(&f.diagnostic)
+        .or_else(|| (report.failures.len() == 1).then(|| status_in(&f.context)).flatten());
     let domain = f.recipient.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
     let stage = stage_of(&f.diagnostic).or_else(|| stage_of(&f.context)).unwrap_or(Stage::Rcpt);
     let own_status = f.status.clone().filter(|s| s != "4.0.0" && s != "5.0.0" || text_status.is_none());
@@ -458,7 +517,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         status: own_status.clone().or_else(|| text_status.clone()),
         text: f.diagnostic.clone(),
     });
-    let x = match crate::Rules::builtin() {
+    let mut x = match crate::Rules::builtin() {
         Ok(rules) => classify(rules, &ev, f),
         Err(e) => {
             crate::classify::unclassified(&ev, &format!("homing's built-in failure rules did not load ({e})"))
@@ -466,22 +525,30 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     };
     let delayed = f.action.as_deref() == Some("delayed");
     let all_text = format!("{}\n{}", f.diagnostic, f.context).to_ascii_lowercase();
+    let status_seen = effective_status(f.status.as_deref(), text_status.as_deref());
     let reason = match report.kind {
         Kind::Feedback => Reason::Feedback,
         Kind::AutoReply => Reason::Vacation,
-        _ if report.filter_gateway
-            && x.reason == Reason::UserUnknown
-            && !names_address(f.status.as_deref().or(text_status.as_deref())) =>
-        {
+        _ if report.filter_gateway && x.reason == Reason::UserUnknown && !names_address(status_seen) => {
             Reason::Filtered
         }
-        _ => {
-            refine(x.reason, stage, effective_status(f.status.as_deref(), text_status.as_deref()), &all_text)
-        }
+        _ => refine(x.reason, stage, status_seen, &all_text),
     };
+    let retrying = delayed || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
+    if reason != x.reason {
+        // The cause and fix must tell the same story as the refined reason.
+        let id = match reason {
+            Reason::Expired if retrying => "still-retrying",
+            other => rule_for(other),
+        };
+        if let Some(rule) = crate::Rules::builtin().ok().and_then(|r| r.by_id(id).map(|rule| (r, rule))) {
+            let (rules, rule) = rule;
+            x = rules.apply(rule, &x.evidence);
+        }
+    }
     let hard = match report.kind {
         Kind::Feedback | Kind::AutoReply => false,
-        _ if delayed => false,
+        _ if retrying => false,
         _ if reason == Reason::Expired => true,
         _ => x.hard,
     };
@@ -489,12 +556,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         Kind::Feedback | Kind::AutoReply => String::new(),
         _ => match effective_status(f.status.as_deref(), text_status.as_deref()) {
             Some(s) => s.to_string(),
-            None => {
-                let retrying = delayed
-                    || reply_code.is_some_and(|c| c < 500)
-                    || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
-                pseudo_status(reason, !retrying)
-            }
+            None => pseudo_status(reason, !(retrying || reply_code.is_some_and(|c| c < 500))),
         },
     };
     Finding {
@@ -617,6 +679,19 @@ fn effective_status<'a>(own: Option<&'a str>, text: Option<&'a str>) -> Option<&
         }
         (Some(o), _) => Some(o),
         (None, t) => t,
+    }
+}
+
+/// The rule whose cause and fix explain a reason that [`refine`] arrived at.
+fn rule_for(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Filtered => "filtered",
+        Reason::Expired => "still-retrying-or-expired",
+        Reason::Rejected => "sender-rejected",
+        Reason::UserUnknown => "status-bad-mailbox",
+        Reason::ExceedLimit => "message-length-limit",
+        Reason::MesgTooBig => "message-too-big",
+        _ => "",
     }
 }
 

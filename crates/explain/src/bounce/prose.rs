@@ -220,6 +220,7 @@ pub fn mentions(text: &str, ignore: &[String]) -> Vec<Mention> {
         }
     }
     let mut out: Vec<Mention> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (k, (i, addr, after)) in marks.iter().enumerate() {
         let stop = marks.get(k + 1).map_or(lines.len(), |m| m.0).min(i + 1 + BLOCK_LINES);
         let mut block = String::new();
@@ -243,14 +244,17 @@ pub fn mentions(text: &str, ignore: &[String]) -> Vec<Mention> {
             }
             j += 1;
         }
-        match out.iter_mut().find(|m| m.recipient.eq_ignore_ascii_case(addr)) {
+        match index.get(&addr.to_ascii_lowercase()).map(|&i| &mut out[i]) {
             Some(m) => {
                 if !block.trim().is_empty() {
                     m.text.push('\n');
                     m.text.push_str(block.trim());
                 }
             }
-            None => out.push(Mention { recipient: addr.clone(), text: block.trim().to_string() }),
+            None => {
+                index.insert(addr.to_ascii_lowercase(), out.len());
+                out.push(Mention { recipient: addr.clone(), text: block.trim().to_string() });
+            }
         }
     }
     out

@@ -40,7 +40,7 @@ pub fn read(body: &str) -> Option<SesReport> {
                     let addr = r.get("emailAddress").and_then(Value::as_str)?;
                     let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
                     Some(Failure {
-                        recipient: super::fields::typed_address(addr).unwrap_or_else(|| addr.to_string()),
+                        recipient: super::fields::typed_address(addr)?,
                         action: text("action")
                             .or_else(|| Some(if permanent { "failed" } else { "delayed" }.into())),
                         status: text("status").and_then(|s| super::status_in(&s)),
@@ -62,11 +62,8 @@ pub fn read(body: &str) -> Option<SesReport> {
                 .as_array()?
                 .iter()
                 .filter_map(|r| r.get("emailAddress").and_then(Value::as_str))
-                .map(|a| Failure {
-                    recipient: a.to_string(),
-                    feedback_type: Some(kind.clone()),
-                    ..Failure::default()
-                })
+                .filter_map(super::fields::typed_address)
+                .map(|a| Failure { recipient: a, feedback_type: Some(kind.clone()), ..Failure::default() })
                 .collect();
             Some(SesReport { complaint: true, failures })
         }
