@@ -44,36 +44,29 @@ pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
     let sources = collect(&inputs, args.max_size)?;
     let total = sources.len();
     let progress = total >= PROGRESS_FROM && io::stderr().is_terminal();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
     let mut failed_to_read = 0usize;
-    for (n, source) in sources.into_iter().enumerate() {
-        if progress && (n % 100 == 0 || n + 1 == total) {
-            eprint!("\rhoming why: {}/{} messages ({}%)", n + 1, total, (n + 1) * 100 / total);
-        }
-        match source.load(args.max_size) {
-            Ok(messages) => {
-                for (i, raw) in messages.iter().enumerate() {
-                    let report = bounce::read(raw);
-                    let findings = bounce::explain_report(&report);
-                    let index = (messages.len() > 1).then_some(i + 1);
+    let mut done = 0usize;
+    // Messages are read in parallel a batch at a time and printed in input order, so the
+    // output is the same whatever the number of cores, and memory stays bounded.
+    for batch in sources.chunks(BATCH) {
+        let rendered = render_batch(batch, &args, workers);
+        for (source, result) in batch.iter().zip(rendered) {
+            match result {
+                Ok(text) => out.write_all(text.as_bytes())?,
+                Err(e) => {
+                    failed_to_read += 1;
                     if args.json {
-                        print_json(&mut out, &source.label, index, &report, &findings)?;
+                        writeln!(out, "{}", json!({"file": source.label, "error": e, "recipients": []}))?;
                     } else {
-                        print_text(&mut out, &source.label, index, &report, &findings)?;
+                        eprintln!("homing why: {}: {e}", source.label);
                     }
                 }
             }
-            Err(e) => {
-                failed_to_read += 1;
-                if args.json {
-                    writeln!(
-                        out,
-                        "{}",
-                        json!({"file": source.label, "error": format!("{e:#}"), "recipients": []})
-                    )?;
-                } else {
-                    eprintln!("homing why: {}: {e:#}", source.label);
-                }
-            }
+        }
+        done += batch.len();
+        if progress {
+            eprint!("\rhoming why: {done}/{total} messages ({}%)", done * 100 / total);
         }
     }
     if progress {
@@ -81,6 +74,52 @@ pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     out.flush()?;
     Ok(if failed_to_read > 0 { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+}
+
+/// Most threads reading messages at once.
+const MAX_WORKERS: usize = 8;
+/// Sources read in parallel before their output is printed.
+const BATCH: usize = 256;
+
+/// Reads and explains a batch of sources on `workers` threads; one output text (or read
+/// error) per source, in order.
+fn render_batch(batch: &[Source], args: &WhyArgs, workers: usize) -> Vec<Result<String, String>> {
+    let mut results: Vec<Option<Result<String, String>>> = vec![None; batch.len()];
+    if workers <= 1 || batch.len() < 2 {
+        for (slot, source) in results.iter_mut().zip(batch) {
+            *slot = Some(render(source, args));
+        }
+    } else {
+        let per = batch.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            for (slots, sources) in results.chunks_mut(per).zip(batch.chunks(per)) {
+                scope.spawn(move || {
+                    for (slot, source) in slots.iter_mut().zip(sources) {
+                        *slot = Some(render(source, args));
+                    }
+                });
+            }
+        });
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err("not read".into()))).collect()
+}
+
+/// The output for one source: its messages explained, as JSON lines or text.
+fn render(source: &Source, args: &WhyArgs) -> Result<String, String> {
+    let messages = source.load(args.max_size).map_err(|e| format!("{e:#}"))?;
+    let mut out: Vec<u8> = Vec::new();
+    for (i, raw) in messages.iter().enumerate() {
+        let report = bounce::read(raw);
+        let findings = bounce::explain_report(&report);
+        let index = (messages.len() > 1).then_some(i + 1);
+        let written = if args.json {
+            print_json(&mut out, &source.label, index, &report, &findings)
+        } else {
+            print_text(&mut out, &source.label, index, &report, &findings)
+        };
+        written.map_err(|e| format!("{e:#}"))?;
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// One input to read: a file (a message or an mbox) or stdin.

@@ -50,10 +50,14 @@ impl Rules {
             domain: clean(&ev.domain, 255),
             remote_host: ev.remote_host.as_deref().map(|h| clean(h, 255)),
             remote_ip: ev.remote_ip.as_deref().map(|h| clean(h, 64)),
-            sending_ip: template::sending_ip(reply_text, ev.remote_ip.as_deref()),
+            sending_ip: uses(rule, "{sending_ip}")
+                .then(|| template::sending_ip(reply_text, ev.remote_ip.as_deref()))
+                .flatten(),
             status: status.clone(),
             code: reply.map(|r| r.code),
-            list: template::blocklist(reply_text, self.blocklists()),
+            list: (uses(rule, "{list}") || uses(rule, "{lookup}"))
+                .then(|| template::blocklist(reply_text, self.blocklists()))
+                .flatten(),
             detail: clean(&detail, DETAIL_MAX),
             stage: ev.stage.as_str(),
         };
@@ -125,6 +129,11 @@ pub(crate) fn unclassified(ev: &Evidence, why: &str) -> Explanation {
         evidence: ev.clone(),
         rule: String::new(),
     }
+}
+
+/// Whether the rule's cause or fix has the placeholder (so its value is worth computing).
+fn uses(rule: &Rule, placeholder: &str) -> bool {
+    rule.cause.contains(placeholder) || rule.fix.contains(placeholder)
 }
 
 /// A sentence starts with a capital, whatever placeholder opened it ("{server} says…").

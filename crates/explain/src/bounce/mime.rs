@@ -215,6 +215,18 @@ fn walk(headers: &Headers, body: &[u8], in_original: bool, depth: usize, out: &m
             return;
         }
     }
+    let report_part = matches!(
+        ct.mime.as_str(),
+        "message/rfc822"
+            | "text/rfc822-headers"
+            | "message/delivery-status"
+            | "message/global-delivery-status"
+    );
+    if in_original && !report_part {
+        // Parts of an attached original are never read (see above): skip decoding them.
+        out.push(Part { content_type: ct, headers: Headers::default(), text: String::new(), in_original });
+        return;
+    }
     let decoded = transfer_decode(headers.get("content-transfer-encoding"), body);
     if depth < MAX_DEPTH && (ct.mime == "message/rfc822" || ct.mime == "message/global") {
         let (h, b) = split(&decoded);
@@ -224,7 +236,12 @@ fn walk(headers: &Headers, body: &[u8], in_original: bool, depth: usize, out: &m
             text: header_text(&decoded),
             in_original: true,
         });
-        walk(&h, b, true, depth + 1, out);
+        // The attached original's body says nothing about the failure; only a report
+        // attached inside it (a bounce of a bounce) is worth reading, and not decoding
+        // the rest keeps large attachments cheap.
+        if !in_original && ContentType::parse(h.get("content-type")).mime.starts_with("multipart/report") {
+            walk(&h, b, true, depth + 1, out);
+        }
         return;
     }
     // A multipart whose boundary never appears (truncated or hand-made reports) is read as
@@ -501,8 +518,21 @@ mod tests {
         assert_eq!(parts[0].text, "human text");
         assert_eq!(parts[1].content_type.mime, "message/delivery-status");
         assert_eq!(parts[1].text, "Status: 5.1.1");
-        assert!(parts[2].in_original && parts[3].in_original);
-        assert_eq!(parts[3].text.trim(), "original");
+        // The attached original: its header section only; its body is not read.
+        assert_eq!(parts.len(), 3);
+        assert!(parts[2].in_original);
+        assert_eq!(parts[2].content_type.mime, "text/rfc822-headers");
+        assert_eq!(parts[2].text.trim(), "Subject: hi");
+    }
+
+    #[test]
+    fn a_bounce_attached_to_a_bounce_is_read() {
+        let inner = "Content-Type: multipart/report; boundary=\"YY\"\r\n\r\n--YY\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.2.2\r\n--YY--\r\n";
+        let msg = format!(
+            "Content-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\n\r\nsee attached\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\n{inner}--XX--\r\n"
+        );
+        let (_, parts) = leaves(msg.as_bytes());
+        assert!(parts.iter().any(|p| p.in_original && p.text.contains("5.2.2")));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Small signals read out of free text: an enhanced status code (RFC 3463), a reply code
 //! (RFC 5321 §4.2), and the transaction stage the text says the failure happened at.
 
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use crate::taxonomy::{Reason, Stage};
 
 /// The first failure status code `class.subject.detail` (class 4 or 5) in `text` (RFC 3463
@@ -72,50 +76,60 @@ pub fn stage_of(text: &str) -> Option<Stage> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let t = text[..end].to_ascii_lowercase();
-    if let Some(err) = first_error_reply(&t) {
-        let sent = t[..err].rfind(">>> ").map(|at| &t[at + 4..]);
-        if let Some(cmd) = sent {
+    let t = &text[..end];
+    if let Some(err) = first_error_reply(t) {
+        if let Some(at) = t[..err].rfind(">>> ") {
+            let cmd = t[at + 4..].as_bytes();
             let stage = [
-                ("rcpt", Stage::Rcpt),
-                ("mail", Stage::Mail),
-                ("data", Stage::Data),
-                ("ehlo", Stage::Ehlo),
-                ("helo", Stage::Ehlo),
-                ("starttls", Stage::StartTls),
+                (&b"rcpt"[..], Stage::Rcpt),
+                (b"mail", Stage::Mail),
+                (b"data", Stage::Data),
+                (b"ehlo", Stage::Ehlo),
+                (b"helo", Stage::Ehlo),
+                (b"starttls", Stage::StartTls),
             ]
             .iter()
-            .find(|(c, _)| cmd.starts_with(c))
+            .find(|(c, _)| cmd.len() >= c.len() && cmd[..c.len()].eq_ignore_ascii_case(c))
             .map(|(_, s)| *s);
             if stage.is_some() {
                 return stage;
             }
         }
     }
-    const STAGES: &[(&str, Stage)] = &[
-        ("in reply to rcpt to", Stage::Rcpt),
-        ("after rcpt to", Stage::Rcpt),
-        ("in reply to mail from", Stage::Mail),
-        ("after mail from", Stage::Mail),
-        ("sender was rejected", Stage::Mail),
-        ("in reply to end of data", Stage::Dot),
-        ("after end of data", Stage::Dot),
-        ("did not like our final data", Stage::Dot),
-        ("in reply to data", Stage::Data),
-        ("after data", Stage::Data),
-        ("in reply to helo", Stage::Ehlo),
-        ("in reply to ehlo", Stage::Ehlo),
-        ("after helo", Stage::Ehlo),
-        ("after ehlo", Stage::Ehlo),
-        ("my name was rejected", Stage::Ehlo),
-        ("after initial connection", Stage::Greeting),
-        ("in reply to starttls", Stage::StartTls),
-        ("connection refused", Stage::Connect),
-        ("connection timed out", Stage::Connect),
-        ("host or domain name not found", Stage::Route),
-    ];
-    STAGES.iter().filter_map(|(k, s)| t.find(k).map(|at| (at, *s))).min_by_key(|(at, _)| *at).map(|(_, s)| s)
+    static WORDS: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    let words = WORDS.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(STAGES.iter().map(|(k, _)| k))
+            .ok()
+    });
+    words.as_ref()?.find(t).map(|m| STAGES[m.pattern().as_usize()].1)
 }
+
+/// Words that name the stage a reply answered, as servers write them.
+const STAGES: &[(&str, Stage)] = &[
+    ("in reply to rcpt to", Stage::Rcpt),
+    ("after rcpt to", Stage::Rcpt),
+    ("in reply to mail from", Stage::Mail),
+    ("after mail from", Stage::Mail),
+    ("sender was rejected", Stage::Mail),
+    ("in reply to end of data", Stage::Dot),
+    ("after end of data", Stage::Dot),
+    ("did not like our final data", Stage::Dot),
+    ("in reply to data", Stage::Data),
+    ("after data", Stage::Data),
+    ("in reply to helo", Stage::Ehlo),
+    ("in reply to ehlo", Stage::Ehlo),
+    ("after helo", Stage::Ehlo),
+    ("after ehlo", Stage::Ehlo),
+    ("my name was rejected", Stage::Ehlo),
+    ("after initial connection", Stage::Greeting),
+    ("in reply to starttls", Stage::StartTls),
+    ("connection refused", Stage::Connect),
+    ("connection timed out", Stage::Connect),
+    ("host or domain name not found", Stage::Route),
+];
 
 /// Where the first `<<< 4xx`/`<<< 5xx` line of a transcript starts.
 fn first_error_reply(t: &str) -> Option<usize> {
