@@ -77,23 +77,23 @@ pub fn stage_of(text: &str) -> Option<Stage> {
         end -= 1;
     }
     let t = &text[..end];
-    if let Some(err) = first_error_reply(t) {
-        if let Some(at) = t[..err].rfind(">>> ") {
-            let cmd = t[at + 4..].as_bytes();
-            let stage = [
-                (&b"rcpt"[..], Stage::Rcpt),
-                (b"mail", Stage::Mail),
-                (b"data", Stage::Data),
-                (b"ehlo", Stage::Ehlo),
-                (b"helo", Stage::Ehlo),
-                (b"starttls", Stage::StartTls),
-            ]
-            .iter()
-            .find(|(c, _)| cmd.len() >= c.len() && cmd[..c.len()].eq_ignore_ascii_case(c))
-            .map(|(_, s)| *s);
-            if stage.is_some() {
-                return stage;
-            }
+    if let Some(err) = first_error_reply(t)
+        && let Some(at) = t[..err].rfind(">>> ")
+    {
+        let cmd = t[at + 4..].as_bytes();
+        let stage = [
+            (&b"rcpt"[..], Stage::Rcpt),
+            (b"mail", Stage::Mail),
+            (b"data", Stage::Data),
+            (b"ehlo", Stage::Ehlo),
+            (b"helo", Stage::Ehlo),
+            (b"starttls", Stage::StartTls),
+        ]
+        .iter()
+        .find(|(c, _)| cmd.len() >= c.len() && cmd[..c.len()].eq_ignore_ascii_case(c))
+        .map(|(_, s)| *s);
+        if stage.is_some() {
+            return stage;
         }
     }
     static WORDS: OnceLock<Option<AhoCorasick>> = OnceLock::new();
