@@ -80,7 +80,7 @@ pub fn stage_of(text: &str) -> Option<Stage> {
     if let Some(err) = first_error_reply(t)
         && let Some(at) = t[..err].rfind(">>> ")
     {
-        let cmd = t[at + 4..].as_bytes();
+        let cmd = &t.as_bytes()[at + 4..];
         let stage = [
             (&b"rcpt"[..], Stage::Rcpt),
             (b"mail", Stage::Mail),
