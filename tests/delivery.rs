@@ -98,6 +98,10 @@ async fn a_deferral_is_retried_until_it_succeeds() {
     let ev = h.wait_events(WAIT, |e| count(e, "delivered") == 1);
     let deferred = ev.iter().find(|e| e["event"] == "deferred").expect("a deferred event");
     assert!(deferred["result"]["explanation"]["cause"].as_str().is_some_and(|c| !c.is_empty()), "{deferred}");
+    // A deferral says when homing tries again and when it gives up.
+    let gives_up = deferred["gives_up_at"].as_str().expect("gives_up_at");
+    assert!(gives_up > deferred["next_attempt"].as_str().unwrap(), "{deferred}");
+    assert!(deferred["retry"].as_str().is_some_and(|r| r.contains(gives_up)), "{deferred}");
     assert_eq!(count(&ev, "bounced"), 0);
 }
 

@@ -564,3 +564,42 @@ fn text_output_names_reason_cause_and_fix() {
     );
     assert!(out.contains("3.eml: not a bounce"), "{out}");
 }
+
+/// `--suppress` lists what the reports prove dead and every complaint, and nothing else;
+/// `homing suppress list` (same config) shows them with the report as their source.
+#[test]
+fn suppress_adds_dead_addresses_and_complaints_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = dir.path().join("spool");
+    let config = write(&dir.path().join("homing.toml"), format!("spool_dir = {:?}\n", arg(&spool)));
+    let reports = dir.path().join("reports");
+    write(&reports.join("dead.eml"), fixture("postfix-user-unknown.eml"));
+    write(&reports.join("complaint.eml"), fixture("arf-abuse.eml"));
+    write(&reports.join("delay.eml"), fixture("gmail-delay.eml"));
+    let run = why(&["--json", "--suppress", "--config", arg(&config), arg(&reports)], None);
+    run.succeeded();
+    assert!(run.stderr.contains("added to the suppression list"), "{}", run.stderr);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_homing"))
+        .args(["suppress", "list", "--json", "--config", arg(&config)])
+        .output()
+        .expect("run homing suppress list");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let reasons: Vec<&str> = listed.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(reasons.contains(&"userunknown"), "{listed:?}");
+    assert!(reasons.contains(&"feedback"), "{listed:?}");
+    assert!(!reasons.contains(&"expired"), "a delay never suppresses: {listed:?}");
+    assert!(
+        listed.iter().all(|e| e["source"].as_str().is_some_and(|s| s.starts_with("report "))),
+        "{listed:?}"
+    );
+
+    // Reading the same reports again adds nothing.
+    let again = why(&["--json", "--suppress", "--config", arg(&config), arg(&reports)], None);
+    again.succeeded();
+    assert!(again.stderr.contains("0 address(es) added"), "{}", again.stderr);
+}

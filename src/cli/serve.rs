@@ -42,7 +42,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (spool, recovery) = Spool::open(&config.spool_dir, options)
         .with_context(|| format!("cannot open the spool at {}", config.spool_dir.display()))?;
     let events = EventLog::open(&config.event_log_path())?;
-    let reporter = Reporter::new(events, config.hostname.clone());
+    let reporter = Reporter::new(events, config.hostname.clone(), config.queue.max_lifetime.get());
     for q in &recovery.quarantined {
         tracing::error!(path = %q.path.display(), reason = %q.reason, "corrupt spool entry moved to quarantine");
         reporter.events.emit(

@@ -4,10 +4,13 @@
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use homing_explain::bounce::{self, Finding, Kind, Report};
-use homing_explain::{Evidence, ReplyEvidence, Stage, explain};
+use homing_explain::{Evidence, Reason, ReplyEvidence, Stage, explain};
+
+use crate::suppress::{self, Added, Entry, SuppressionList};
 use serde_json::json;
 
 /// Messages read before a progress line is worth showing.
@@ -27,6 +30,13 @@ pub struct WhyArgs {
     /// The stage the --reply came at: connect, greeting, ehlo, mail, rcpt, data or dot.
     #[arg(long, default_value = "rcpt", requires = "reply")]
     pub stage: String,
+    /// Add what the reports prove dead (userunknown, hostunknown, notaccept, suspend, hard)
+    /// and every complaint to the suppression list of the configuration in --config.
+    #[arg(long)]
+    pub suppress: bool,
+    /// The configuration whose suppression list --suppress adds to (default: built-in).
+    #[arg(long, short, requires = "suppress")]
+    pub config: Option<PathBuf>,
     /// Refuse messages larger than this many bytes (mailbox files are split first).
     #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
     pub max_size: u64,
@@ -47,13 +57,23 @@ pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
     let mut failed_to_read = 0usize;
     let mut done = 0usize;
+    let list = match args.suppress {
+        true => Some(open_suppression_list(args.config.as_ref())?),
+        false => None,
+    };
+    let mut suppressed = 0usize;
     // Messages are read in parallel a batch at a time and printed in input order, so the
     // output is the same whatever the number of cores, and memory stays bounded.
     for batch in sources.chunks(BATCH) {
         let rendered = render_batch(batch, &args, workers);
         for (source, result) in batch.iter().zip(rendered) {
             match result {
-                Ok(text) => out.write_all(text.as_bytes())?,
+                Ok(r) => {
+                    out.write_all(r.text.as_bytes())?;
+                    if let Some(list) = &list {
+                        suppressed += suppress_findings(list, &source.label, &r.dead)?;
+                    }
+                }
                 Err(e) => {
                     failed_to_read += 1;
                     if args.json {
@@ -73,6 +93,12 @@ pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
         eprintln!();
     }
     out.flush()?;
+    if let Some(list) = &list {
+        eprintln!(
+            "homing why: {suppressed} address(es) added to the suppression list {}",
+            list.path().display()
+        );
+    }
     Ok(if failed_to_read > 0 { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
 }
 
@@ -83,8 +109,8 @@ const BATCH: usize = 256;
 
 /// Reads and explains a batch of sources on `workers` threads; one output text (or read
 /// error) per source, in order.
-fn render_batch(batch: &[Source], args: &WhyArgs, workers: usize) -> Vec<Result<String, String>> {
-    let mut results: Vec<Option<Result<String, String>>> = vec![None; batch.len()];
+fn render_batch(batch: &[Source], args: &WhyArgs, workers: usize) -> Vec<Result<Rendered, String>> {
+    let mut results: Vec<Option<Result<Rendered, String>>> = vec![None; batch.len()];
     if workers <= 1 || batch.len() < 2 {
         for (slot, source) in results.iter_mut().zip(batch) {
             *slot = Some(render(source, args));
@@ -105,12 +131,21 @@ fn render_batch(batch: &[Source], args: &WhyArgs, workers: usize) -> Vec<Result<
 }
 
 /// The output for one source: its messages explained, as JSON lines or text.
-fn render(source: &Source, args: &WhyArgs) -> Result<String, String> {
+fn render(source: &Source, args: &WhyArgs) -> Result<Rendered, String> {
     let messages = source.load(args.max_size).map_err(|e| format!("{e:#}"))?;
     let mut out: Vec<u8> = Vec::new();
+    let mut dead = Vec::new();
     for (i, raw) in messages.iter().enumerate() {
         let report = bounce::read(raw);
         let findings = bounce::explain_report(&report);
+        if args.suppress {
+            dead.extend(
+                findings
+                    .iter()
+                    .filter(|f| f.hard && f.reason.kills_address() || f.reason == Reason::Feedback)
+                    .cloned(),
+            );
+        }
         let index = (messages.len() > 1).then_some(i + 1);
         let written = if args.json {
             print_json(&mut out, &source.label, index, &report, &findings)
@@ -119,7 +154,41 @@ fn render(source: &Source, args: &WhyArgs) -> Result<String, String> {
         };
         written.map_err(|e| format!("{e:#}"))?;
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(Rendered { text: String::from_utf8_lossy(&out).into_owned(), dead })
+}
+
+/// What one source gave: the text to print and the findings `--suppress` would list.
+#[derive(Clone)]
+struct Rendered {
+    text: String,
+    dead: Vec<Finding>,
+}
+
+/// The suppression list of the configuration (`--config`, else the built-in one).
+fn open_suppression_list(config: Option<&PathBuf>) -> anyhow::Result<SuppressionList> {
+    let config = super::load(config)?;
+    let path = config.suppression_path();
+    SuppressionList::open(&path, suppress::Options::default())
+        .with_context(|| format!("opening the suppression list {}", path.display()))
+}
+
+/// Adds each finding's recipient to the list (once); returns how many were new.
+fn suppress_findings(list: &SuppressionList, label: &str, findings: &[Finding]) -> anyhow::Result<usize> {
+    let mut added = 0;
+    for f in findings {
+        let Ok(address) = suppress::parse_address(&f.recipient) else {
+            eprintln!(
+                "homing why: {label}: {:?} is not an address that can be suppressed; skipped",
+                f.recipient
+            );
+            continue;
+        };
+        let entry = Entry::from_report(&address, f.reason, &f.status, &f.cause, label, SystemTime::now());
+        if matches!(list.add(entry)?, Added::New(_)) {
+            added += 1;
+        }
+    }
+    Ok(added)
 }
 
 /// One input to read: a file (a message or an mbox) or stdin.

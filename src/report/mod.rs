@@ -15,11 +15,13 @@ pub struct Reporter {
     pub events: EventLog,
     /// Our host name, for `Reporting-MTA` and the DSN's From address.
     pub hostname: String,
+    /// How long a message is retried (`queue.max_lifetime`), to say when homing gives up.
+    pub lifetime: std::time::Duration,
 }
 
 impl Reporter {
-    pub fn new(events: EventLog, hostname: String) -> Arc<Reporter> {
-        Arc::new(Reporter { events, hostname })
+    pub fn new(events: EventLog, hostname: String, lifetime: std::time::Duration) -> Arc<Reporter> {
+        Arc::new(Reporter { events, hostname, lifetime })
     }
 
     /// Logs a recipient's new state as an event: `delivered`, `deferred`, `bounced`,
@@ -32,16 +34,25 @@ impl Reporter {
             StateRecord::Delivered { rcpt, detail: d, .. } => {
                 ("delivered", json!({ "rcpt": rcpt_addr(*rcpt), "result": detail(d) }))
             }
-            StateRecord::Deferred { rcpt, attempts, next_attempt, detail: d, .. } => (
-                "deferred",
-                json!({
-                    "rcpt": rcpt_addr(*rcpt),
-                    "attempts": attempts,
-                    "next_attempt": events::timestamp(*next_attempt),
-                    "next_attempt_unix": unix(*next_attempt),
-                    "result": detail(d),
-                }),
-            ),
+            StateRecord::Deferred { rcpt, attempts, next_attempt, detail: d, .. } => {
+                let gives_up = env.received_at + self.lifetime;
+                (
+                    "deferred",
+                    json!({
+                        "rcpt": rcpt_addr(*rcpt),
+                        "attempts": attempts,
+                        "next_attempt": events::timestamp(*next_attempt),
+                        "next_attempt_unix": unix(*next_attempt),
+                        "gives_up_at": events::timestamp(gives_up),
+                        "retry": format!(
+                            "homing retries at {} and gives up at {} if it still fails",
+                            events::timestamp(*next_attempt),
+                            events::timestamp(gives_up)
+                        ),
+                        "result": detail(d),
+                    }),
+                )
+            }
             StateRecord::Failed { rcpt, detail: d, .. } => {
                 let v = detail(d);
                 let expired = v.pointer("/explanation/reason").and_then(Value::as_str) == Some("expired");

@@ -36,6 +36,8 @@ pub enum Source {
     Bounce(String),
     /// `homing suppress add`.
     Manual,
+    /// `homing why --suppress`: a bounce or complaint report read from this file.
+    Report(String),
 }
 
 /// A point in time written as RFC 3339 UTC, `2026-11-20T14:03:19Z`.
@@ -92,6 +94,27 @@ impl Entry {
         }
     }
 
+    /// The entry for a recipient a bounce or complaint report (read by `homing why`) says
+    /// is dead or complained.
+    pub fn from_report(
+        address: &Address,
+        reason: Reason,
+        status: &str,
+        cause: &str,
+        file: &str,
+        now: SystemTime,
+    ) -> Entry {
+        Entry {
+            address: address.to_string(),
+            reason,
+            status: (!status.is_empty()).then(|| status.to_string()),
+            cause: Some(cause.to_string()),
+            note: None,
+            source: Source::Report(file.to_string()),
+            date: Date(now),
+        }
+    }
+
     /// An entry added by hand. Without a reason it is `suppressed`: listed, no more said.
     pub fn manual(address: &Address, reason: Option<Reason>, note: Option<String>, now: SystemTime) -> Entry {
         Entry {
@@ -111,7 +134,7 @@ impl Entry {
         let by = match (&self.source, self.reason) {
             (_, Reason::Feedback) => SuppressedBy::Complaint,
             (Source::Manual, _) => SuppressedBy::Operator,
-            (Source::Bounce(_), _) => SuppressedBy::Bounce {
+            (Source::Bounce(_) | Source::Report(_), _) => SuppressedBy::Bounce {
                 status: self.status.as_deref().and_then(|s| s.parse::<EnhancedStatus>().ok()),
             },
         };
@@ -130,6 +153,7 @@ impl fmt::Display for Source {
         match self {
             Source::Bounce(id) => write!(f, "bounce {id}"),
             Source::Manual => f.write_str("manual"),
+            Source::Report(file) => write!(f, "report {file}"),
         }
     }
 }
@@ -141,7 +165,8 @@ impl FromStr for Source {
         match s.split_once(' ') {
             None if s == "manual" => Ok(Source::Manual),
             Some(("bounce", id)) if !id.is_empty() => Ok(Source::Bounce(id.to_string())),
-            _ => Err(format!("source {s:?} is neither \"manual\" nor \"bounce <queue id>\"")),
+            Some(("report", file)) if !file.is_empty() => Ok(Source::Report(file.to_string())),
+            _ => Err(format!("source {s:?} is not \"manual\", \"bounce <queue id>\" or \"report <file>\"")),
         }
     }
 }
