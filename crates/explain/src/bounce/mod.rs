@@ -532,7 +532,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         _ if report.filter_gateway && x.reason == Reason::UserUnknown && !names_address(status_seen) => {
             Reason::Filtered
         }
-        _ => refine(x.reason, stage, status_seen, &all_text),
+        _ => refine(x.reason, &x.rule, stage, status_seen, &all_text),
     };
     let retrying = delayed || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
     if reason != x.reason {
@@ -600,7 +600,11 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
 /// that saw only codes; only the chosen rule is applied.
 fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
     let first = rules.find(ev);
-    if first.is_some_and(crate::rules::Rule::looks_at_text) || f.context.is_empty() && f.diagnostic.is_empty()
+    // Words about timing ("will be retried", "expired") say when, not why: a specific cause
+    // elsewhere in the report (a full mailbox, an unknown user) outranks them.
+    let timing = first.is_some_and(|r| r.reason == Reason::Expired);
+    if first.is_some_and(crate::rules::Rule::looks_at_text) && (!timing || f.context.is_empty())
+        || f.context.is_empty() && f.diagnostic.is_empty()
     {
         return apply_or_unclassified(rules, first, ev);
     }
@@ -608,6 +612,23 @@ fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
     let mut wider = ev.clone();
     if let Some(r) = wider.reply.as_mut() {
         r.text = both.clone();
+    }
+    let specific = |r: &&crate::rules::Rule| {
+        r.looks_at_text()
+            && !matches!(
+                r.reason,
+                Reason::Expired
+                    | Reason::SystemError
+                    | Reason::NetworkError
+                    | Reason::Undefined
+                    | Reason::OnHold
+            )
+    };
+    if timing {
+        return match rules.find(&wider).filter(specific) {
+            Some(rule) => rules.apply(rule, &wider),
+            None => apply_or_unclassified(rules, first, ev),
+        };
     }
     if let Some(rule) = rules.find(&wider).filter(|r| r.looks_at_text()) {
         return rules.apply(rule, &wider);
@@ -703,7 +724,7 @@ fn names_address(status: Option<&str>) -> bool {
 
 /// Adjusts the reason for what a report says beyond one reply: that the mail expired in the
 /// reporting server's queue, or that a "no such user" came only after the content was sent.
-fn refine(reason: Reason, stage: Stage, status: Option<&str>, text: &str) -> Reason {
+fn refine(reason: Reason, rule: &str, stage: Stage, status: Option<&str>, text: &str) -> Reason {
     let transient =
         matches!(reason, Reason::NetworkError | Reason::Undefined | Reason::OnHold | Reason::Expired);
     let gave_up = GAVE_UP.iter().any(|p| text.contains(p));
@@ -725,8 +746,9 @@ fn refine(reason: Reason, stage: Stage, status: Option<&str>, text: &str) -> Rea
     } else if reason == Reason::Suspend && detail == Some(".1.1") {
         // "Inactive" is worded loosely; x.1.1 says the mailbox does not exist (RFC 3463).
         Reason::UserUnknown
-    } else if reason == Reason::UserUnknown && status.is_some_and(|s| s.get(1..3) == Some(".7")) {
-        // "User unknown" under a security/policy status (x.7.x): a filter refused it.
+    } else if rule == "user-unknown" && status.is_some_and(|s| s.get(1..3) == Some(".7")) {
+        // A generic "user unknown" under a security/policy status (x.7.x): a filter
+        // refused it. Providers' own wordings (rules of their own) mean what they say.
         Reason::Filtered
     } else if transient && gave_up && !dns {
         Reason::Expired

@@ -140,7 +140,12 @@ fn addresses(line: &str) -> Vec<Found> {
 /// Whether `line`, mentioning `f`, names the address as a failed recipient: the address
 /// opens the line, or stands nearly alone on it, or follows a phrase that introduces one.
 fn introduces(line: &str, f: &Found) -> bool {
-    let before = line[..f.start].trim().trim_end_matches(['<', '"', '\'', '(', '[']).trim();
+    // Quoted text ("> > Message-Id: …" in a forwarded bounce) is read without its quoting.
+    let before = line[..f.start]
+        .trim_start_matches(['>', ' ', '\t'])
+        .trim()
+        .trim_end_matches(['<', '"', '\'', '(', '['])
+        .trim();
     let after = line[f.end..].trim_start_matches(['>', '"', '\'', ')', ']']).trim();
     let lower_before = before.to_ascii_lowercase();
     if lower_before.starts_with("<<<")
