@@ -535,10 +535,22 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         _ => refine(x.reason, &x.rule, stage, status_seen, &all_text),
     };
     let retrying = delayed || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
-    if reason != x.reason {
+    if reason == Reason::Expired && x.reason != Reason::Expired && !retrying {
+        // Gave up after retrying: the last attempt's cause is still the real trouble.
+        let mut last = x.cause.trim_end_matches('.').to_string();
+        if let Some(first) = last.chars().next().filter(|c| c.is_uppercase())
+            && !last.chars().nth(1).is_some_and(char::is_uppercase)
+        {
+            last.replace_range(..first.len_utf8(), &first.to_lowercase().to_string());
+        }
+        x.cause = format!(
+            "The reporting server stopped retrying and returned the message; the last attempt failed: {last}."
+        );
+        x.reason = Reason::Expired;
+    } else if reason != x.reason {
         // The cause and fix must tell the same story as the refined reason.
         let id = match reason {
-            Reason::Expired if retrying => "still-retrying",
+            Reason::Expired => "still-retrying",
             other => rule_for(other),
         };
         if let Some(rule) = crate::Rules::builtin().ok().and_then(|r| r.by_id(id).map(|rule| (r, rule))) {
@@ -577,16 +589,16 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
             Kind::AutoReply => {
                 "This is an automatic reply (such as a vacation notice), not a failure.".into()
             }
-            _ => x.cause.clone(),
+            _ => about_the_sender(&x.cause),
         },
         fix: match report.kind {
             Kind::Feedback => {
-                "Stop sending to this recipient: homing suppresses complainers. Check that the \
-                               mail was wanted (consent, a working unsubscribe link)."
+                "Stop sending to this recipient (homing why --suppress lists it), and check that \
+                               the mail was wanted: consent and a working unsubscribe link."
                     .into()
             }
             Kind::AutoReply => "Nothing to fix: the message was delivered.".into(),
-            _ => x.fix.clone(),
+            _ => about_the_sender(&x.fix),
         },
         feedback_type: f.feedback_type.clone(),
         rule: x.rule.clone(),
@@ -638,6 +650,10 @@ fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
     let mut net = Evidence::bare(Stage::Connect, ev.domain.clone());
     net.network = Some(both);
     if let Some(rule) = rules.find(&net).filter(|r| no_code && r.looks_at_text()) {
+        // Matched on all the words; quoted from the diagnostic alone when there is one.
+        if !f.diagnostic.trim().is_empty() {
+            net.network = Some(f.diagnostic.clone());
+        }
         let y = rules.apply(rule, &net);
         let status = apply_or_unclassified(rules, first, ev).status;
         return Explanation { status, evidence: ev.clone(), ..y };
@@ -714,6 +730,32 @@ fn rule_for(reason: Reason) -> &'static str {
         Reason::MesgTooBig => "message-too-big",
         _ => "",
     }
+}
+
+/// A rule's text as it applies to a report from another server: the clauses about what
+/// homing itself does ("homing retries by itself", "homing suppresses it") describe
+/// homing's own deliveries, not this one, and are left out.
+fn about_the_sender(text: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    for sentence in text.split_inclusive(". ") {
+        let clauses: Vec<&str> =
+            sentence.split("; ").filter(|c| !c.to_ascii_lowercase().contains("homing")).collect();
+        if !clauses.is_empty() {
+            kept.push(clauses.join("; "));
+        }
+    }
+    let joined = kept.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.is_empty() {
+        return text.to_string();
+    }
+    let mut out: String = {
+        let mut c = joined.chars();
+        c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    };
+    if !out.ends_with(['.', '!', '?', ')']) {
+        out = out.trim_end_matches([',', ';', ' ']).to_string() + ".";
+    }
+    out
 }
 
 /// Whether a status confirms the failure is about the address itself: `x.1.x` (addressing)
