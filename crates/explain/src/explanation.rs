@@ -66,7 +66,12 @@ impl Explanation {
                 human_duration(queued_for),
                 last_cause
             ),
-            fix: last.fix.clone(),
+            fix: match without_homing_clauses(&last.fix) {
+                rest if rest.is_empty() => {
+                    "Fix the cause above (or have the receiving side fix it), then resend the message.".into()
+                }
+                rest => rest,
+            },
             status: status.to_string(),
             evidence: last.evidence.clone(),
             rule: last.rule.clone(),
@@ -84,6 +89,32 @@ impl Explanation {
     pub fn suppresses_recipient(&self) -> bool {
         self.hard && self.reason.kills_address()
     }
+}
+
+/// A rule's text without the clauses about what homing itself will do next ("homing
+/// retries by itself", "homing suppresses it"): for a report from another server, and for
+/// a final failure, where homing has stopped retrying. Empty when nothing else is left.
+pub(crate) fn without_homing_clauses(text: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    for sentence in text.split_inclusive(". ") {
+        let clauses: Vec<&str> =
+            sentence.split("; ").filter(|c| !c.to_ascii_lowercase().contains("homing")).collect();
+        if !clauses.is_empty() {
+            kept.push(clauses.join("; "));
+        }
+    }
+    let joined = kept.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.is_empty() {
+        return String::new();
+    }
+    let mut out: String = {
+        let mut c = joined.chars();
+        c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    };
+    if !out.ends_with(['.', '!', '?', ')']) {
+        out = out.trim_end_matches([',', ';', ' ']).to_string() + ".";
+    }
+    out
 }
 
 /// "5 days", "2 hours 30 minutes", "45 seconds".

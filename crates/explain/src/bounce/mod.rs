@@ -589,7 +589,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
             Kind::AutoReply => {
                 "This is an automatic reply (such as a vacation notice), not a failure.".into()
             }
-            _ => about_the_sender(&x.cause),
+            _ => or_whole(crate::explanation::without_homing_clauses(&x.cause), &x.cause),
         },
         fix: match report.kind {
             Kind::Feedback => {
@@ -598,7 +598,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
                     .into()
             }
             Kind::AutoReply => "Nothing to fix: the message was delivered.".into(),
-            _ => about_the_sender(&x.fix),
+            _ => or_whole(crate::explanation::without_homing_clauses(&x.fix), &x.fix),
         },
         feedback_type: f.feedback_type.clone(),
         rule: x.rule.clone(),
@@ -732,30 +732,9 @@ fn rule_for(reason: Reason) -> &'static str {
     }
 }
 
-/// A rule's text as it applies to a report from another server: the clauses about what
-/// homing itself does ("homing retries by itself", "homing suppresses it") describe
-/// homing's own deliveries, not this one, and are left out.
-fn about_the_sender(text: &str) -> String {
-    let mut kept: Vec<String> = Vec::new();
-    for sentence in text.split_inclusive(". ") {
-        let clauses: Vec<&str> =
-            sentence.split("; ").filter(|c| !c.to_ascii_lowercase().contains("homing")).collect();
-        if !clauses.is_empty() {
-            kept.push(clauses.join("; "));
-        }
-    }
-    let joined = kept.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.is_empty() {
-        return text.to_string();
-    }
-    let mut out: String = {
-        let mut c = joined.chars();
-        c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-    };
-    if !out.ends_with(['.', '!', '?', ')']) {
-        out = out.trim_end_matches([',', ';', ' ']).to_string() + ".";
-    }
-    out
+/// `trimmed`, or `whole` when trimming left nothing.
+fn or_whole(trimmed: String, whole: &str) -> String {
+    if trimmed.is_empty() { whole.to_string() } else { trimmed }
 }
 
 /// Whether a status confirms the failure is about the address itself: `x.1.x` (addressing)
