@@ -305,15 +305,6 @@ fn split_mbox(data: &[u8]) -> Vec<Vec<u8>> {
     messages
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Bounce => "bounce",
-        Kind::Feedback => "feedback",
-        Kind::AutoReply => "auto_reply",
-        Kind::NotABounce => "not_a_bounce",
-    }
-}
-
 fn print_json(
     out: &mut impl Write,
     label: &str,
@@ -323,7 +314,7 @@ fn print_json(
 ) -> anyhow::Result<()> {
     let mut obj = json!({
         "file": label,
-        "kind": kind_name(report.kind),
+        "kind": report.kind,
         "reporting_mta": report.reporting_mta,
         "recipients": findings,
     });
