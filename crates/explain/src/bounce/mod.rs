@@ -134,6 +134,7 @@ pub fn read(raw: &[u8]) -> Report {
     {
         report.kind = if ses.complaint { Kind::Feedback } else { Kind::Bounce };
         report.failures = ses.failures;
+        report.failures.truncate(MAX_FAILURES);
         return report;
     }
 
@@ -178,11 +179,9 @@ pub fn read(raw: &[u8]) -> Report {
             .collect();
         return report;
     }
-    report.filter_gateway = FILTER_GATEWAYS.iter().any(|sig| {
-        headers
-            .0
-            .iter()
-            .any(|f| f.name.to_ascii_lowercase().contains(sig) || f.value.to_ascii_lowercase().contains(sig))
+    report.filter_gateway = headers.0.iter().any(|f| {
+        let (name, value) = (f.name.to_ascii_lowercase(), f.value.to_ascii_lowercase());
+        FILTER_GATEWAYS.iter().any(|sig| name.contains(sig) || value.contains(sig))
     });
     if failures.is_empty() && bounce_like {
         let mut rcpts: Vec<String> =
@@ -284,17 +283,14 @@ fn strip_html(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-        .replace("<br>", "\n")
+    out.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 /// Failures from RFC 3464 `message/delivery-status` parts (or text parts that carry the
 /// same fields inline, as some servers send them), and the reporting MTA.
 fn delivery_status(parts: &[Part]) -> (Vec<Failure>, Option<String>) {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut reporting = None;
     for p in parts.iter().filter(|p| !p.in_original) {
         let is_report = matches!(
@@ -328,10 +324,13 @@ fn delivery_status(parts: &[Part]) -> (Vec<Failure>, Option<String>) {
             }
             let diagnostic = g.get("diagnostic-code").map(fields::typed_text).unwrap_or_default();
             let remote_mta = g.get("remote-mta").map(fields::typed_text).filter(|s| !s.is_empty());
-            if out.iter().any(|f: &Failure| f.recipient.eq_ignore_ascii_case(&recipient)) {
+            if !seen.insert(recipient.to_ascii_lowercase()) {
                 continue;
             }
             out.push(Failure { recipient, action, status, diagnostic, remote_mta, ..Failure::default() });
+            if out.len() >= MAX_FAILURES {
+                return (out, reporting);
+            }
         }
     }
     (out, reporting)
@@ -356,7 +355,8 @@ fn feedback(parts: &[Part]) -> Option<Vec<Failure>> {
     if rcpts.is_empty() {
         rcpts.push(String::new());
     }
-    let diagnostic = notification_text(parts).trim().to_string();
+    rcpts.truncate(MAX_FAILURES);
+    let diagnostic = clip(notification_text(parts).trim(), CONTEXT_MAX).to_string();
     Some(
         rcpts
             .into_iter()
