@@ -603,3 +603,29 @@ fn suppress_adds_dead_addresses_and_complaints_only() {
     again.succeeded();
     assert!(again.stderr.contains("0 address(es) added"), "{}", again.stderr);
 }
+
+/// On a terminal, reading many messages shows a progress line on stderr (and never on a
+/// pipe: scripts read stdout and stderr clean). `script` gives homing a real terminal.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbox: String = (0..300)
+        .map(|i| {
+            format!(
+                "From a@example.org Mon Jan  1 00:00:00 2024\n{}\n",
+                fixture("qmail.eml").replace("\r\n", "\n") + &format!("\nmessage {i}\n")
+            )
+        })
+        .collect();
+    let path = write(&dir.path().join("bounces.mbox"), mbox);
+    let piped = why(&["--json", arg(&path)], None);
+    piped.succeeded();
+    assert_eq!(piped.json().len(), 300);
+    assert!(!piped.stderr.contains("messages ("), "{}", piped.stderr);
+
+    let command = format!("{} why --json {} > /dev/null", env!("CARGO_BIN_EXE_homing"), arg(&path));
+    let out = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("run script(1)");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(terminal.contains("homing why: 300/300 messages (100%)"), "{terminal}");
+}

@@ -51,7 +51,7 @@ pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let inputs = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
-    let sources = collect(&inputs, args.max_size)?;
+    let sources = split_mboxes(collect(&inputs, args.max_size)?, args.max_size);
     let total = sources.len();
     let progress = total >= PROGRESS_FROM && io::stderr().is_terminal();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
@@ -132,7 +132,11 @@ fn render_batch(batch: &[Source], args: &WhyArgs, workers: usize) -> Vec<Result<
 
 /// The output for one source: its messages explained, as JSON lines or text.
 fn render(source: &Source, args: &WhyArgs) -> Result<Rendered, String> {
-    let messages = source.load(args.max_size).map_err(|e| format!("{e:#}"))?;
+    let (first, messages) = match &source.message {
+        Some((index, raw)) => (*index, vec![raw.clone()]),
+        None => (1, source.load(args.max_size).map_err(|e| format!("{e:#}"))?),
+    };
+    let numbered = messages.len() > 1 || source.message.is_some();
     let mut out: Vec<u8> = Vec::new();
     let mut dead = Vec::new();
     for (i, raw) in messages.iter().enumerate() {
@@ -146,7 +150,7 @@ fn render(source: &Source, args: &WhyArgs) -> Result<Rendered, String> {
                     .cloned(),
             );
         }
-        let index = (messages.len() > 1).then_some(i + 1);
+        let index = numbered.then_some(first + i);
         let written = if args.json {
             print_json(&mut out, &source.label, index, &report, &findings)
         } else {
@@ -195,6 +199,8 @@ fn suppress_findings(list: &SuppressionList, label: &str, findings: &[Finding]) 
 struct Source {
     label: String,
     path: Option<PathBuf>,
+    /// One message of an mbox, already split out: its 1-based position and its bytes.
+    message: Option<(usize, Vec<u8>)>,
 }
 
 impl Source {
@@ -232,20 +238,44 @@ impl Source {
     }
 }
 
+/// Turns each mbox file into one source per message, so a large mbox is read in parallel
+/// and its progress shown message by message. A file that cannot be read stays as it is
+/// (its error is reported in order when it is rendered).
+fn split_mboxes(sources: Vec<Source>, max: u64) -> Vec<Source> {
+    let mut out = Vec::with_capacity(sources.len());
+    for source in sources {
+        let starts_like_mbox = source.path.as_ref().is_some_and(|p| {
+            let mut head = [0u8; 256];
+            fs::File::open(p).and_then(|mut f| f.read(&mut head)).is_ok_and(|n| is_mbox(&head[..n]))
+        });
+        match starts_like_mbox.then(|| source.load(max)) {
+            Some(Ok(messages)) if messages.len() > 1 => {
+                out.extend(messages.into_iter().enumerate().map(|(i, raw)| Source {
+                    label: source.label.clone(),
+                    path: None,
+                    message: Some((i + 1, raw)),
+                }))
+            }
+            _ => out.push(source),
+        }
+    }
+    out
+}
+
 /// Expands the command line into sources: directories recursively (sorted, so output is
 /// stable; Maildir `tmp/` skipped), files as given, `-` as stdin.
 fn collect(inputs: &[PathBuf], _max: u64) -> anyhow::Result<Vec<Source>> {
     let mut out = Vec::new();
     for input in inputs {
         if input.as_os_str() == "-" {
-            out.push(Source { label: "-".into(), path: None });
+            out.push(Source { label: "-".into(), path: None, message: None });
             continue;
         }
         let meta = fs::metadata(input).with_context(|| format!("cannot read {}", input.display()))?;
         if meta.is_dir() {
             walk(input, &mut out).with_context(|| format!("reading directory {}", input.display()))?;
         } else {
-            out.push(Source { label: input.display().to_string(), path: Some(input.clone()) });
+            out.push(Source { label: input.display().to_string(), path: Some(input.clone()), message: None });
         }
     }
     Ok(out)
@@ -266,7 +296,7 @@ fn walk(dir: &Path, out: &mut Vec<Source>) -> io::Result<()> {
         if kind.is_dir() {
             walk(&p, out)?;
         } else if kind.is_file() || (kind.is_symlink() && p.is_file()) {
-            out.push(Source { label: p.display().to_string(), path: Some(p) });
+            out.push(Source { label: p.display().to_string(), path: Some(p), message: None });
         }
     }
     Ok(())
