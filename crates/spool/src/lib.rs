@@ -45,6 +45,7 @@ mod id;
 mod recovery;
 mod spool;
 pub mod state;
+mod writers;
 
 pub use commit::{Committer, Done};
 pub use crc::{Crc32, crc32};

@@ -30,7 +30,8 @@ pub struct SpoolOptions {
     /// say so: without it a crash loses acknowledged mail.
     pub fsync: bool,
     /// Threads that write and fsync the files of one batch in parallel
-    /// (default 8). File systems merge concurrent fsyncs into one journal
+    /// (default 8, the commit thread among them; they live as long as the
+    /// committer). File systems merge concurrent fsyncs into one journal
     /// commit, so this is what makes a batch cost about one fsync.
     pub write_threads: usize,
     /// Keep each recipient's last detail text in [`RecipientState::last_detail`] at
