@@ -194,8 +194,12 @@ fn commit(core: &Core, writers: &Writers, jobs: Vec<Job>) {
         results.push(r.map(|()| StoredMessage { id: msg.id.clone(), size: msg.body.len() as u64 }));
     }
     if !published.is_empty() {
+        let sync = core.spares.begin_sync();
         match core.sync_queue() {
-            Ok(()) => core.count_commit(published.len()),
+            Ok(()) => {
+                core.spares.synced(sync);
+                core.count_commit(published.len());
+            }
             Err(e) => {
                 // The renames may or may not survive a crash; withdraw them so
                 // no client is told "retry" about a message we then deliver.
