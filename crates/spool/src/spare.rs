@@ -14,6 +14,11 @@
 //! writes, a crash could otherwise bring back the old name
 //! `queue/<old id>.msg` while the file already holds a new message.
 //!
+//! Unlike an unlinked file, a spare does not keep its content for a reader
+//! that still has it open. homing removes a message only when every
+//! recipient is final, so nothing reads it any more; a reader that did would
+//! see a CRC mismatch, not another message's body.
+//!
 //! Spares hold disk space, so the pool is bounded (`SpoolOptions::spare_files`
 //! files of at most `spare_file_max_bytes` each), and a write that finds the
 //! disk full gives them all back before it fails ([`Spares::release_all`]).
