@@ -106,14 +106,17 @@ def disk_stat_path(path):
 
 
 def disk_counters(stat_path):
-    """(flush requests completed, bytes written) of a disk, or None."""
+    """(flush requests completed, bytes written) of a disk, or None.
+
+    Fields of /sys/block/DEV/stat (Documentation/block/stat.rst), 0-based: 6 sectors
+    written, 11-14 discards (requests, merges, sectors, ms), 15 flush requests."""
     if not stat_path:
         return None
     try:
         v = [int(x) for x in open(stat_path).read().split()]
     except (OSError, ValueError):
         return None
-    return v[14], v[6] * 512
+    return v[15], v[6] * 512
 
 
 def proc_cpu_s(pid):

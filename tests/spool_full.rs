@@ -90,4 +90,25 @@ async fn a_full_spool_refuses_with_452_and_keeps_what_it_accepted() {
     for m in &got {
         assert!(m.data_text().contains("Subject: filler"), "the body survived intact");
     }
+
+    // Delivered messages leave their files in tmp/ as spares to write over. They must not
+    // cost a 452: a message larger than any of them is accepted once they are given back.
+    let queued = || std::fs::read_dir(spool.join("queue")).map(|d| d.count()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while queued() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spares = std::fs::read_dir(spool.join("tmp")).map(|d| d.count()).unwrap_or(0);
+    assert!(spares > 0, "delivered messages' files are kept as spares");
+    let mut c = Smtp::connect(h.addr);
+    c.cmd("EHLO client.test");
+    c.cmd("MAIL FROM:<alice@sender.test>");
+    c.cmd("RCPT TO:<big@rx.test>");
+    assert!(c.cmd("DATA").starts_with("354"), "{:#?}", c.log);
+    c.raw(format!("Subject: larger than any spare\r\n\r\n{}", line.repeat(4000)).as_bytes());
+    c.raw(b".\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("250"), "the spares were given back for it: {r}\n{}", h.stderr());
+    let got = rx.wait_for(accepted.len() + 1, Duration::from_secs(30)).await;
+    assert!(got.iter().any(|m| m.data_text().contains("larger than any spare")), "{}", h.stderr());
 }

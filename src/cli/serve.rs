@@ -133,6 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         recovered,
         quarantined = recovery.quarantined.len(),
         removed_tmp = recovery.removed_tmp,
+        removed_spares = recovery.removed_spares,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "spool recovered"
     );

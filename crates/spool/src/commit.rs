@@ -2,20 +2,20 @@
 //!
 //! Sessions hand messages to [`Committer::submit`]; one background thread
 //! takes everything queued (up to the batch limits), writes and fsyncs the
-//! files in `tmp/` on a few helper threads at once (so the file system merges
-//! the fsyncs into few journal commits), renames them into `queue/`, fsyncs
+//! files in `tmp/` on a few writer threads at once (so the file system merges
+//! the fsyncs into few journal commits; see [`crate::writers`]), renames them
+//! into `queue/`, fsyncs
 //! `queue/` once, and only then calls each completion. While one batch is on
 //! its way to disk the next one gathers, so a session waits at most for the
 //! batch in flight and its own.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use crate::spool::Core;
+use crate::writers::Writers;
 use crate::{NewMessage, SpoolError, StoredMessage};
 
 /// Called once with the outcome, on the commit thread: keep it short (send on
@@ -137,8 +137,9 @@ impl Drop for StopGuard<'_> {
     }
 }
 
-fn run(core: &Core, shared: &Shared) {
+fn run(core: &Arc<Core>, shared: &Shared) {
     let _guard = StopGuard(shared);
+    let writers = Writers::start(core, core.opts.write_threads.clamp(1, 64));
     loop {
         let batch = {
             let mut q = shared.lock();
@@ -150,7 +151,7 @@ fn run(core: &Core, shared: &Shared) {
             }
             take_batch(&mut q.jobs, &core.opts)
         };
-        commit(core, batch);
+        commit(core, &writers, batch);
     }
 }
 
@@ -173,13 +174,14 @@ fn take_batch(jobs: &mut VecDeque<Job>, opts: &crate::SpoolOptions) -> Vec<Job> 
     batch
 }
 
-fn commit(core: &Core, batch: Vec<Job>) {
-    let msgs: Vec<&NewMessage> = batch.iter().map(|j| &j.msg).collect();
-    let written = write_all(core, &msgs);
-    let mut results: Vec<Result<StoredMessage, SpoolError>> = Vec::with_capacity(batch.len());
+fn commit(core: &Core, writers: &Writers, jobs: Vec<Job>) {
+    let (msgs, dones): (Vec<NewMessage>, Vec<Done>) = jobs.into_iter().map(|j| (j.msg, j.done)).unzip();
+    let (batch, written) = writers.write(core, msgs);
+    let msgs = &batch.msgs;
+    let mut results: Vec<Result<StoredMessage, SpoolError>> = Vec::with_capacity(msgs.len());
     let mut published = Vec::new();
-    for (i, (job, tmp)) in batch.iter().zip(written).enumerate() {
-        let r = tmp.and_then(|tmp| match core.publish(&tmp, &job.msg.id) {
+    for (i, (msg, tmp)) in msgs.iter().zip(written).enumerate() {
+        let r = tmp.and_then(|tmp| match core.publish(&tmp, &msg.id) {
             Ok(()) => {
                 published.push(i);
                 Ok(())
@@ -189,57 +191,28 @@ fn commit(core: &Core, batch: Vec<Job>) {
                 Err(e)
             }
         });
-        results.push(r.map(|()| StoredMessage { id: job.msg.id.clone(), size: job.msg.body.len() as u64 }));
+        results.push(r.map(|()| StoredMessage { id: msg.id.clone(), size: msg.body.len() as u64 }));
     }
     if !published.is_empty() {
+        let sync = core.spares.begin_sync();
         match core.sync_queue() {
-            Ok(()) => core.count_commit(published.len()),
+            Ok(()) => {
+                core.spares.synced(sync);
+                core.count_commit(published.len());
+            }
             Err(e) => {
                 // The renames may or may not survive a crash; withdraw them so
                 // no client is told "retry" about a message we then deliver.
                 for &i in &published {
-                    core.unpublish(&batch[i].msg.id);
+                    core.unpublish(&msgs[i].id);
                     results[i] = Err(e.copy_io());
                 }
             }
         }
     }
-    for (job, r) in batch.into_iter().zip(results) {
-        call(job.done, r);
+    for (done, r) in dones.into_iter().zip(results) {
+        call(done, r);
     }
-}
-
-/// Write and fsync each message into `tmp/`, on up to `write_threads` threads.
-fn write_all(core: &Core, batch: &[&NewMessage]) -> Vec<Result<PathBuf, SpoolError>> {
-    let threads = core.opts.write_threads.clamp(1, 64).min(batch.len());
-    if threads <= 1 {
-        return batch.iter().map(|m| core.write_tmp(m)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<PathBuf, SpoolError>>>> =
-        batch.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let (Some(msg), Some(slot)) = (batch.get(i), slots.get(i)) else {
-                        break;
-                    };
-                    let r = core.write_tmp(msg);
-                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-                .unwrap_or(Err(SpoolError::CommitterStopped))
-        })
-        .collect()
 }
 
 /// A panicking callback must not take the commit thread (and every other

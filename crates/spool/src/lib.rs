@@ -16,6 +16,7 @@
 //! ```text
 //! <root>/lock                 held (flock) while a process has the spool open
 //! <root>/tmp/<id>.msg         being written; deleted at startup
+//! <root>/tmp/spare-<n>        a removed message's file, to write over; deleted at startup
 //! <root>/queue/<id>.msg       a stored message: header, body, trailer
 //! <root>/queue/<id>.log       its state log: one checksummed line per event
 //! <root>/quarantine/...       files that failed a check, for a human
@@ -28,6 +29,10 @@
 //! [`Spool::read_body`] checks the CRC over the whole file. The state log and
 //! its per-line checksums are described in [`state`]. The full description,
 //! with an example, is `FORMAT.md` beside this crate's `Cargo.toml`.
+//!
+//! [`Spool::remove`] keeps the file of a finished message as a spare for a
+//! new one to be written over, once `queue/` has been fsynced since: creating
+//! and unlinking a file per message was the spool's largest cost.
 //!
 //! Failures to write (disk full, quota, read-only, permissions) are
 //! [`SpoolError::StorageUnavailable`], which
@@ -43,8 +48,10 @@ mod error;
 pub mod format;
 mod id;
 mod recovery;
+mod spare;
 mod spool;
 pub mod state;
+mod writers;
 
 pub use commit::{Committer, Done};
 pub use crc::{Crc32, crc32};

@@ -1,6 +1,6 @@
 //! Restart recovery: what `Spool::open` finds on disk.
 //!
-//! `tmp/` holds files no client was told about, so they go. Every `queue/<id>.msg`
+//! `tmp/` holds files no client was told about and spare files, so they go. Every `queue/<id>.msg`
 //! is checked by header and trailer only (the body is skipped by seeking, so
 //! 100,000 messages recover in about a second), its log folded into recipient
 //! states. Anything that fails a check is moved to `quarantine/` and reported;
@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::format::{self, Corruption, ReadError};
+use crate::spare;
 use crate::spool::{Core, sync_dir};
 use crate::state::{self, RecipientState};
 use crate::{Envelope, MessageId, SpoolError};
@@ -26,6 +27,8 @@ pub struct Recovery {
     pub quarantined: Vec<Quarantined>,
     /// Unacknowledged files deleted from `tmp/`.
     pub removed_tmp: usize,
+    /// Spare files (of messages removed before the restart) deleted from `tmp/`.
+    pub removed_spares: usize,
     /// Things repaired or skipped that lose nothing: torn log lines, orphan logs.
     pub notes: Vec<RecoveryNote>,
 }
@@ -61,7 +64,8 @@ enum Outcome {
 }
 
 pub(crate) fn recover(core: &Core) -> Result<Recovery, SpoolError> {
-    let mut rec = Recovery { removed_tmp: clean_tmp(core)?, ..Recovery::default() };
+    let (removed_tmp, removed_spares) = clean_tmp(core)?;
+    let mut rec = Recovery { removed_tmp, removed_spares, ..Recovery::default() };
     let mut msgs = BTreeSet::new();
     let mut logs = BTreeSet::new();
     let mut strays = Vec::new();
@@ -119,16 +123,22 @@ pub(crate) fn recover(core: &Core) -> Result<Recovery, SpoolError> {
     Ok(rec)
 }
 
-fn clean_tmp(core: &Core) -> Result<usize, SpoolError> {
-    let mut removed = 0;
+/// Empty `tmp/`; returns how many unacknowledged files and how many spares went.
+fn clean_tmp(core: &Core) -> Result<(usize, usize), SpoolError> {
+    let (mut removed, mut spares) = (0, 0);
     let entries = fs::read_dir(&core.tmp).map_err(|e| SpoolError::io("list", &core.tmp, e))?;
     for entry in entries {
-        let path = entry.map_err(|e| SpoolError::io("list", &core.tmp, e))?.path();
+        let entry = entry.map_err(|e| SpoolError::io("list", &core.tmp, e))?;
+        let path = entry.path();
         let gone = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
         gone.map_err(|e| SpoolError::io("remove unacknowledged", &path, e))?;
-        removed += 1;
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(spare::PREFIX)) {
+            spares += 1;
+        } else {
+            removed += 1;
+        }
     }
-    Ok(removed)
+    Ok((removed, spares))
 }
 
 /// Check messages on a few threads: recovery time is dominated by opening

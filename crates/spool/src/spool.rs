@@ -1,9 +1,10 @@
 //! The spool directory and the operations on one message: store, read,
 //! record state, remove, quarantine.
 //!
-//! Layout under the root: `tmp/` (files being written, never trusted),
-//! `queue/` (`<id>.msg` plus optional `<id>.log`), `quarantine/` (files that
-//! failed their checks, kept for a human), and `lock` (held while open).
+//! Layout under the root: `tmp/` (files being written, never trusted, and
+//! spare files of removed messages to write over), `queue/` (`<id>.msg` plus
+//! optional `<id>.log`), `quarantine/` (files that failed their checks, kept
+//! for a human), and `lock` (held while open).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -15,6 +16,7 @@ use crate::commit::Committer;
 use crate::crc::Crc32;
 use crate::format::{self, Corruption};
 use crate::recovery::{self, Recovery};
+use crate::spare::Spares;
 use crate::{MessageId, NewMessage, SpoolError, StateRecord, StoredMessage};
 
 /// Limits and switches for a spool. Every field has a documented default.
@@ -30,7 +32,8 @@ pub struct SpoolOptions {
     /// say so: without it a crash loses acknowledged mail.
     pub fsync: bool,
     /// Threads that write and fsync the files of one batch in parallel
-    /// (default 8). File systems merge concurrent fsyncs into one journal
+    /// (default 8, the commit thread among them; they live as long as the
+    /// committer). File systems merge concurrent fsyncs into one journal
     /// commit, so this is what makes a batch cost about one fsync.
     pub write_threads: usize,
     /// Keep each recipient's last detail text in [`RecipientState::last_detail`] at
@@ -39,6 +42,15 @@ pub struct SpoolOptions {
     ///
     /// [`RecipientState::last_detail`]: crate::RecipientState::last_detail
     pub recover_details: bool,
+    /// Files of removed messages kept in `tmp/` to be written over by new
+    /// ones (default 128; 0 unlinks every file at removal). Creating and
+    /// unlinking a file per message costs the file system far more than
+    /// rewriting one (see `spare.rs`).
+    pub spare_files: usize,
+    /// Only files up to this size are kept as spares (default 256 KiB), so
+    /// the spares hold at most `spare_files` times this much disk. A write that
+    /// finds the disk full unlinks them all and tries once more.
+    pub spare_file_max_bytes: u64,
 }
 
 impl Default for SpoolOptions {
@@ -49,6 +61,8 @@ impl Default for SpoolOptions {
             fsync: true,
             write_threads: 8,
             recover_details: true,
+            spare_files: 128,
+            spare_file_max_bytes: 256 << 10,
         }
     }
 }
@@ -75,6 +89,7 @@ pub(crate) struct Core {
     pub(crate) tmp: PathBuf,
     pub(crate) queue: PathBuf,
     pub(crate) quarantine: PathBuf,
+    pub(crate) spares: Spares,
     pub(crate) opts: SpoolOptions,
     commits: AtomicU64,
     messages: AtomicU64,
@@ -112,6 +127,7 @@ impl Spool {
         }
         let [root, tmp, queue, quarantine] = dirs;
         let core = Core {
+            spares: Spares::new(&tmp, opts.spare_files, opts.spare_file_max_bytes),
             tmp,
             queue,
             quarantine,
@@ -204,7 +220,8 @@ impl Spool {
     /// The message is finished with. The log goes first: a crash in between
     /// leaves a message with no state, which is delivered again (a duplicate),
     /// whereas the other order would leave a state log describing nothing.
-    /// Not fsynced, for the same reason.
+    /// Not fsynced, for the same reason. The message file becomes a spare in
+    /// `tmp/` for a new message to be written over, or is unlinked.
     pub fn remove(&self, id: &MessageId) -> Result<(), SpoolError> {
         let log = self.core.log_path(id);
         match fs::remove_file(&log) {
@@ -213,7 +230,16 @@ impl Spool {
             Err(e) => return Err(SpoolError::io("remove", log, e)),
         }
         let msg = self.core.msg_path(id);
-        fs::remove_file(&msg).map_err(|e| self.core.missing_or(id, &msg, "remove", e))?;
+        match self.core.spares.keep(&msg) {
+            Ok(true) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SpoolError::NotFound { id: id.clone(), path: msg });
+            }
+            // Not kept (pool full, file large, or the move failed): unlink.
+            Ok(false) | Err(_) => {
+                fs::remove_file(&msg).map_err(|e| self.core.missing_or(id, &msg, "remove", e))?;
+            }
+        }
         self.core.dec_queue_len();
         Ok(())
     }
@@ -287,13 +313,29 @@ impl Core {
                 reason: "no recipients; it could never be delivered",
             });
         }
-        let path = self.tmp.join(format!("{}.msg", msg.id));
-        let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(SpoolError::AlreadyExists { id: msg.id.clone(), path });
+        match self.write_file(msg) {
+            // The spares may be what fills the disk.
+            Err(e) if e.is_storage_full_or_unwritable() && self.spares.release_all() > 0 => {
+                self.write_file(msg)
             }
-            Err(e) => return Err(SpoolError::io("create", path, e)),
+            written => written,
+        }
+    }
+
+    /// Write over a spare file if there is one, else into a new file.
+    fn write_file(&self, msg: &NewMessage) -> Result<PathBuf, SpoolError> {
+        let (path, mut file, spare) = match self.open_spare() {
+            Some((path, file)) => (path, file, true),
+            None => {
+                let path = self.tmp.join(format!("{}.msg", msg.id));
+                match OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(f) => (path, f, false),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(SpoolError::AlreadyExists { id: msg.id.clone(), path });
+                    }
+                    Err(e) => return Err(SpoolError::io("create", path, e)),
+                }
+            }
         };
         let body_len = msg.body.len() as u64;
         let mut head = format::encode_header(&msg.id, &msg.envelope, body_len);
@@ -302,6 +344,7 @@ impl Core {
         let header_crc = crc;
         crc.update(&msg.body);
         let trailer = format::encode_trailer(body_len, header_crc.finish(), crc.finish());
+        let file_len = head.len() as u64 + body_len + trailer.len() as u64;
         let written = if msg.body.len() <= 64 * 1024 {
             // Small bodies: one write call instead of three.
             head.extend_from_slice(&msg.body);
@@ -312,13 +355,27 @@ impl Core {
                 .and_then(|()| file.write_all(&msg.body))
                 .and_then(|()| file.write_all(&trailer))
         };
-        let synced = written.and_then(|()| if self.opts.fsync { file.sync_all() } else { Ok(()) });
+        let synced = written
+            .and_then(|()| if spare { cut_to(&file, file_len) } else { Ok(()) })
+            .and_then(|()| if self.opts.fsync { file.sync_all() } else { Ok(()) });
         if let Err(e) = synced {
             drop(file);
             self.discard_tmp(&path);
             return Err(SpoolError::io("write", path, e));
         }
         Ok(path)
+    }
+
+    /// A spare file from the pool, opened for writing over.
+    fn open_spare(&self) -> Option<(PathBuf, File)> {
+        let path = self.spares.take()?;
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => Some((path, f)),
+            Err(_) => {
+                self.discard_tmp(&path);
+                None
+            }
+        }
     }
 
     /// Move a written file into `queue/`, refusing to replace a stored message.
@@ -406,6 +463,14 @@ impl Core {
         fs::rename(from, &to)?;
         Ok(to)
     }
+}
+
+/// Drop whatever an older, longer content left beyond `len`.
+fn cut_to(file: &File, len: u64) -> io::Result<()> {
+    if file.metadata()?.len() > len {
+        file.set_len(len)?;
+    }
+    Ok(())
 }
 
 /// fsync a directory so the names created or renamed in it are durable.
