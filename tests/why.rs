@@ -167,7 +167,9 @@ fn exim_prose_bounce_explains_each_address() {
     assert_eq!(r[0]["reason"], "suspend", "{v:#}");
     assert_eq!(r[0]["status"], "5.2.1", "{v:#}");
     assert_eq!(r[0]["replycode"], 550, "{v:#}");
+    assert_eq!(r[0]["rhost"], "mx.rcpt.example", "Exim names the remote host in its prose: {v:#}");
     assert_eq!(r[1]["reason"], "hostunknown", "{v:#}");
+    assert_eq!(r[1]["rhost"], Value::Null, "no host was reached: {v:#}");
     assert_eq!(r[1]["status"], "5.0.912", "no code given: the reason's placeholder status: {v:#}");
     assert_eq!(r[1]["diagnostic"], "Unrouteable address", "{v:#}");
 }

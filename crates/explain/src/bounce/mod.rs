@@ -21,7 +21,7 @@ use crate::explanation::Explanation;
 use crate::taxonomy::{Actor, Reason, Scope, Stage};
 use mime::{Headers, Part};
 
-pub use signals::{pseudo_status, reply_code, stage_of, status_in};
+pub use signals::{pseudo_status, remote_host, reply_code, stage_of, status_in};
 
 /// What kind of message was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -511,7 +511,8 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     let stage = stage_of(&f.diagnostic).or_else(|| stage_of(&f.context)).unwrap_or(Stage::Rcpt);
     let own_status = f.status.clone().filter(|s| s != "4.0.0" && s != "5.0.0" || text_status.is_none());
     let mut ev = Evidence::bare(stage, domain);
-    ev.remote_host = f.remote_mta.clone();
+    let remote = f.remote_mta.clone().or_else(|| remote_host(&f.diagnostic));
+    ev.remote_host = remote.clone();
     ev.reply = Some(ReplyEvidence {
         code: reply_code.unwrap_or(0),
         status: own_status.clone().or_else(|| text_status.clone()),
@@ -576,7 +577,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         reason,
         status,
         reply_code,
-        remote_host: f.remote_mta.clone(),
+        remote_host: remote,
         diagnostic: one_line(if f.diagnostic.is_empty() { &f.context } else { &f.diagnostic }),
         hard,
         scope: x.scope,

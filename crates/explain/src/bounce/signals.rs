@@ -143,6 +143,36 @@ fn first_error_reply(t: &str) -> Option<usize> {
     None
 }
 
+/// The remote server a failure text names, in the words MTAs use: Postfix's
+/// `host mx.example.com[192.0.2.1] said`, Exim's `host mx.example.com [192.0.2.1]:`,
+/// Sendmail's `while talking to mx.example.com.:`, qmail's `Connected to 192.0.2.1 but`,
+/// Postfix's `connect to mx.example.com[192.0.2.1]:25: Connection timed out`.
+pub fn remote_host(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    for (marker, after) in
+        [("while talking to ", true), ("host ", true), ("connect to ", true), ("connected to ", false)]
+    {
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(marker).map(|i| i + from) {
+            from = at + marker.len();
+            let word_start = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+            let rest = &text[from..];
+            let token: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+                .collect();
+            let token = token.trim_end_matches([':', '.']);
+            let next = rest[token.len()..].trim_start_matches('.').chars().next();
+            let host_like = token.contains('.') && token.len() >= 4 && token.len() <= 255;
+            let followed = !after || matches!(next, Some('[' | ' ' | ':' | ',') | None);
+            if word_start && host_like && followed {
+                return Some(token.to_string());
+            }
+        }
+    }
+    None
+}
+
 /// The placeholder status for a reason when the report carries no code at all:
 /// `class.0.9NN`, the convention of Sisimai (the de facto bounce classifier), so results
 /// can be compared with it. The `0` subject says "no standard code was given"
@@ -205,6 +235,21 @@ mod tests {
         assert_eq!(stage_of("550 x (in reply to RCPT TO command)"), Some(Stage::Rcpt));
         assert_eq!(stage_of("SMTP error from remote mail server after end of data"), Some(Stage::Dot));
         assert_eq!(stage_of("nothing"), None);
+    }
+
+    #[test]
+    fn remote_hosts() {
+        assert_eq!(
+            remote_host("host mx.example.com[192.0.2.1] said: 550").as_deref(),
+            Some("mx.example.com")
+        );
+        assert_eq!(
+            remote_host("    host mx.example.org [192.0.2.1]: 550 x").as_deref(),
+            Some("mx.example.org")
+        );
+        assert_eq!(remote_host("... while talking to mx.example.jp.:").as_deref(), Some("mx.example.jp"));
+        assert_eq!(remote_host("Connected to 192.0.2.112 but my name").as_deref(), Some("192.0.2.112"));
+        assert_eq!(remote_host("the host is down"), None);
     }
 
     #[test]
