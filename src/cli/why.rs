@@ -51,7 +51,7 @@ pub fn run(args: WhyArgs) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let inputs = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
-    let sources = split_mboxes(collect(&inputs, args.max_size)?, args.max_size);
+    let sources = split_mboxes(collect(&inputs)?, args.max_size);
     let total = sources.len();
     let progress = total >= PROGRESS_FROM && io::stderr().is_terminal();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
@@ -217,8 +217,8 @@ impl Source {
                 buf
             }
             Some(p) => {
-                let len = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?.len();
                 let data = fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                let len = data.len() as u64;
                 if len > max && !is_mbox(&data) {
                     bail!(
                         "{len} bytes is over the --max-size limit of {max} bytes; raise --max-size to read it"
@@ -264,7 +264,7 @@ fn split_mboxes(sources: Vec<Source>, max: u64) -> Vec<Source> {
 
 /// Expands the command line into sources: directories recursively (sorted, so output is
 /// stable; Maildir `tmp/` skipped), files as given, `-` as stdin.
-fn collect(inputs: &[PathBuf], _max: u64) -> anyhow::Result<Vec<Source>> {
+fn collect(inputs: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     let mut out = Vec::new();
     for input in inputs {
         if input.as_os_str() == "-" {

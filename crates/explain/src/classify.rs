@@ -137,7 +137,7 @@ fn uses(rule: &Rule, placeholder: &str) -> bool {
 }
 
 /// A sentence starts with a capital, whatever placeholder opened it ("{server} says…").
-fn sentence(s: String) -> String {
+pub(crate) fn sentence(s: String) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) if first.is_lowercase() => first.to_uppercase().chain(chars).collect(),
@@ -146,7 +146,7 @@ fn sentence(s: String) -> String {
 }
 
 /// One line, printable, at most `max` characters.
-fn clean(s: &str, max: usize) -> String {
+pub(crate) fn clean(s: &str, max: usize) -> String {
     let one: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let one = one.split_whitespace().collect::<Vec<_>>().join(" ");
     if one.chars().count() <= max {

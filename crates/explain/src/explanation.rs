@@ -107,10 +107,7 @@ pub(crate) fn without_homing_clauses(text: &str) -> String {
     if joined.is_empty() {
         return String::new();
     }
-    let mut out: String = {
-        let mut c = joined.chars();
-        c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-    };
+    let mut out = crate::classify::sentence(joined);
     if !out.ends_with(['.', '!', '?', ')']) {
         out = out.trim_end_matches([',', ';', ' ']).to_string() + ".";
     }

@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use crate::dsn::wire;
+
 /// Deepest MIME nesting followed; deeper parts are treated as opaque text.
 const MAX_DEPTH: usize = 12;
 /// Most parts collected from one message; the rest are ignored.
@@ -255,7 +257,7 @@ fn walk(headers: &Headers, body: &[u8], in_original: bool, depth: usize, out: &m
 
 /// The header section of a message as text (used for attached originals).
 fn header_text(raw: &[u8]) -> String {
-    let end = find(raw, b"\n\n").or_else(|| find(raw, b"\r\n\r\n")).unwrap_or(raw.len());
+    let end = wire::find(raw, b"\n\n").or_else(|| wire::find(raw, b"\r\n\r\n")).unwrap_or(raw.len());
     latin1_or_utf8(&raw[..end]).into_owned()
 }
 
@@ -388,9 +390,9 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Bytes in `charset` as text. UTF-8 and ASCII are read as UTF-8 (invalid bytes replaced),
-/// Latin-1 family byte for byte, ISO-2022-JP with its double-byte runs dropped (bounce
-/// texts that matter are ASCII); anything else as UTF-8 when valid, else Latin-1.
+/// Bytes in `charset` as text. Latin-1 family byte for byte, ISO-2022-JP with its
+/// double-byte runs dropped (bounce texts that matter are ASCII); anything else (UTF-8,
+/// ASCII, unknown charsets) as UTF-8 with invalid bytes replaced.
 pub fn to_text(bytes: &[u8], charset: Option<&str>) -> String {
     let cs = charset.unwrap_or("").trim().to_ascii_lowercase();
     match cs.as_str() {
@@ -398,13 +400,7 @@ pub fn to_text(bytes: &[u8], charset: Option<&str>) -> String {
         "iso-8859-1" | "latin1" | "windows-1252" | "cp1252" | "iso-8859-15" => {
             bytes.iter().map(|&c| c as char).collect()
         }
-        _ => match std::str::from_utf8(bytes) {
-            Ok(s) => s.to_string(),
-            Err(_) if cs.is_empty() || cs.contains("ascii") || cs.contains("utf") => {
-                String::from_utf8_lossy(bytes).into_owned()
-            }
-            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-        },
+        _ => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -482,14 +478,6 @@ fn encoded_word(s: &str) -> Option<(String, usize)> {
     let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
     let charset = charset.split('*').next().unwrap_or(charset);
     Some((to_text(&bytes, Some(charset)), used))
-}
-
-/// The first occurrence of `needle` in `hay`.
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

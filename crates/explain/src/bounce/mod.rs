@@ -102,8 +102,6 @@ pub struct Finding {
     pub rule: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feedback_type: Option<String>,
-    #[serde(skip)]
-    pub explanation: Option<Explanation>,
 }
 
 /// Reads a bounce. Never fails: garbage is a report of kind [`Kind::NotABounce`].
@@ -509,13 +507,13 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         .or_else(|| (report.failures.len() == 1).then(|| status_in(&f.context)).flatten());
     let domain = f.recipient.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
     let stage = stage_of(&f.diagnostic).or_else(|| stage_of(&f.context)).unwrap_or(Stage::Rcpt);
-    let own_status = f.status.clone().filter(|s| s != "4.0.0" && s != "5.0.0" || text_status.is_none());
+    let status_seen = effective_status(f.status.as_deref(), text_status.as_deref());
     let mut ev = Evidence::bare(stage, domain);
     let remote = f.remote_mta.clone().or_else(|| remote_host(&f.diagnostic));
     ev.remote_host = remote.clone();
     ev.reply = Some(ReplyEvidence {
         code: reply_code.unwrap_or(0),
-        status: own_status.clone().or_else(|| text_status.clone()),
+        status: status_seen.map(str::to_string),
         text: f.diagnostic.clone(),
     });
     let mut x = match crate::Rules::builtin() {
@@ -526,7 +524,6 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     };
     let delayed = f.action.as_deref() == Some("delayed");
     let all_text = format!("{}\n{}", f.diagnostic, f.context).to_ascii_lowercase();
-    let status_seen = effective_status(f.status.as_deref(), text_status.as_deref());
     let reason = match report.kind {
         Kind::Feedback => Reason::Feedback,
         Kind::AutoReply => Reason::Vacation,
@@ -567,7 +564,7 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     };
     let status = match report.kind {
         Kind::Feedback | Kind::AutoReply => String::new(),
-        _ => match effective_status(f.status.as_deref(), text_status.as_deref()) {
+        _ => match status_seen {
             Some(s) => s.to_string(),
             None => pseudo_status(reason, !(retrying || reply_code.is_some_and(|c| c < 500))),
         },
@@ -578,7 +575,10 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         status,
         reply_code,
         remote_host: remote,
-        diagnostic: one_line(if f.diagnostic.is_empty() { &f.context } else { &f.diagnostic }),
+        diagnostic: crate::classify::clean(
+            if f.diagnostic.is_empty() { &f.context } else { &f.diagnostic },
+            DIAGNOSTIC_MAX,
+        ),
         hard,
         scope: x.scope,
         actor: x.actor,
@@ -603,7 +603,6 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         },
         feedback_type: f.feedback_type.clone(),
         rule: x.rule.clone(),
-        explanation: Some(x),
     }
 }
 
@@ -655,9 +654,8 @@ fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
         if !f.diagnostic.trim().is_empty() {
             net.network = Some(f.diagnostic.clone());
         }
-        let y = rules.apply(rule, &net);
-        let status = apply_or_unclassified(rules, first, ev).status;
-        return Explanation { status, evidence: ev.clone(), ..y };
+        // The rest of the reading (refinement, a rule applied anew) looks at the reply.
+        return Explanation { evidence: ev.clone(), ..rules.apply(rule, &net) };
     }
     apply_or_unclassified(rules, first, ev)
 }
@@ -784,7 +782,5 @@ fn refine(reason: Reason, rule: &str, stage: Stage, status: Option<&str>, text: 
     }
 }
 
-fn one_line(s: &str) -> String {
-    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.chars().count() > 1000 { joined.chars().take(1000).collect::<String>() + "…" } else { joined }
-}
+/// Longest diagnostic quoted in a finding, in characters.
+const DIAGNOSTIC_MAX: usize = 1000;

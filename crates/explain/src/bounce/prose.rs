@@ -73,10 +73,7 @@ pub fn notification(text: &str) -> &str {
     }
     let mut offset = 0;
     for line in text[..cut].split_inclusive('\n') {
-        let header = line.len() > 12
-            && ORIGINAL_HEADERS
-                .iter()
-                .any(|h| line.as_bytes()[..h.len().min(line.len())].eq_ignore_ascii_case(h.as_bytes()));
+        let header = line.len() > 12 && ORIGINAL_HEADERS.iter().any(|h| super::starts_with_ci(line, h));
         if header && offset > 0 {
             return &text[..offset];
         }

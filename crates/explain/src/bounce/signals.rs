@@ -72,11 +72,7 @@ const STAGE_SCAN: usize = 8 * 1024;
 /// stage is the last command sent before the first error reply.
 pub fn stage_of(text: &str) -> Option<Stage> {
     // The stage is named near the reply; long reports need not be read to the end.
-    let mut end = text.len().min(STAGE_SCAN);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let t = &text[..end];
+    let t = super::clip(text, STAGE_SCAN);
     if let Some(err) = first_error_reply(t)
         && let Some(at) = t[..err].rfind(">>> ")
     {

@@ -3,7 +3,7 @@
 //! original message or its header section (RFC 3461 §4.3 RET, RFC 6522 §3).
 
 mod notice;
-mod wire;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::time::SystemTime;
