@@ -49,12 +49,19 @@ pub fn typed_address(value: &str) -> Option<String> {
     (v.contains('@') && v.len() <= 320).then(|| v.to_string())
 }
 
+/// The type of a typed field (`smtp` of `smtp; 550 ...`), lowercased; empty when untyped.
+pub fn value_type(value: &str) -> String {
+    split_typed(value).map(|(kind, _)| kind.trim().to_ascii_lowercase()).unwrap_or_default()
+}
+
 /// The text of a typed field (`smtp; 550 ...`, `dns; mx.example.com`).
 pub fn typed_text(value: &str) -> String {
-    match value.split_once(';') {
-        Some((kind, rest)) if kind.len() < 16 && !kind.contains(' ') => rest.trim().to_string(),
-        _ => value.trim().to_string(),
-    }
+    split_typed(value).map_or(value, |(_, text)| text).trim().to_string()
+}
+
+/// A typed value's type and text, when it has a type: a short word before the first `;`.
+fn split_typed(value: &str) -> Option<(&str, &str)> {
+    value.split_once(';').filter(|(kind, _)| kind.len() < 16 && !kind.contains(' '))
 }
 
 #[cfg(test)]
@@ -86,5 +93,7 @@ mod tests {
         assert_eq!(typed_address("rfc822; nobody"), None);
         assert_eq!(typed_text("smtp; 550 5.1.1 no"), "550 5.1.1 no");
         assert_eq!(typed_text("550 5.1.1 no; such"), "550 5.1.1 no; such");
+        assert_eq!(value_type("X-Unix; 71"), "x-unix");
+        assert_eq!(value_type("550 5.1.1 no; such"), "");
     }
 }

@@ -9,6 +9,7 @@
 //! fields leave out (many servers put only `5.0.0` in `Status:` and the reason in words).
 
 pub mod fields;
+mod lists;
 pub mod mime;
 pub mod prose;
 mod ses;
@@ -50,6 +51,11 @@ pub struct Failure {
     /// More prose from the same report, used when the diagnostic says too little.
     pub context: String,
     pub remote_mta: Option<String>,
+    /// The `Diagnostic-Code` type (RFC 3464 §2.3.6), lowercased: `smtp`, `x-unix`, ….
+    pub diagnostic_type: String,
+    /// The notice's own words name this recipient (not only its report fields or the
+    /// returned message's header).
+    pub in_notice: bool,
     /// RFC 5965 `Feedback-Type`, for complaints.
     pub feedback_type: Option<String>,
 }
@@ -68,7 +74,8 @@ pub struct Report {
 
 /// Header signatures of filtering gateways that send their own bounces (McAfee Email
 /// Gateway, MXLogic, m-FILTER, MailFoundry, ActiveHunter, Mail2000). A recipient they refuse was
-/// refused by the gateway's filter or directory policy in front of the mailbox.
+/// refused by the gateway's filter or directory policy in front of the mailbox; so was one
+/// refused for a reason the notice does not give.
 const FILTER_GATEWAYS: &[&str] =
     &["x-nai-header", "mxlogic.net", "m-filter", "mailfoundry", "x-ahmailid", "mail2000 esmtp"];
 
@@ -143,6 +150,11 @@ pub fn read(raw: &[u8]) -> Report {
     report.reporting_mta = reporting_mta;
     let reported = !failures.is_empty();
 
+    if !reported && let Some(refused) = lists::read(&headers, &report.subject, &note) {
+        report.kind = Kind::Bounce;
+        report.failures = vec![refused];
+        return report;
+    }
     let bounce_like = looks_like_bounce(&headers, &note);
     // Prose names failed addresses only in a message that presents itself as a failure
     // notice; anywhere else, an address on a line of its own is just an address.
@@ -160,6 +172,19 @@ pub fn read(raw: &[u8]) -> Report {
     } else {
         Vec::new()
     };
+    if !reported && !bounce_like && is_unsubscribe_request(&headers, &report.subject) {
+        // The recipient opted out through the List-Unsubscribe address (RFC 2369 §3.2):
+        // a complaint in all but name, and the strongest reason never to write again.
+        report.kind = Kind::Feedback;
+        let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
+        report.failures = vec![Failure {
+            recipient: who,
+            diagnostic: report.subject.clone(),
+            feedback_type: Some("unsubscribe".into()),
+            ..Failure::default()
+        }];
+        return report;
+    }
     if !reported && !bounce_like && is_auto_reply(&headers, &report.subject) {
         report.kind = Kind::AutoReply;
         let who = prose::all_addresses(&report.from).into_iter().next().unwrap_or_default();
@@ -180,6 +205,8 @@ pub fn read(raw: &[u8]) -> Report {
     report.filter_gateway = headers.0.iter().any(|f| {
         let (name, value) = (f.name.to_ascii_lowercase(), f.value.to_ascii_lowercase());
         FILTER_GATEWAYS.iter().any(|sig| name.contains(sig) || value.contains(sig))
+            // au EZweb's spam filter marks the notices of mail it refused for a recipient.
+            || name == "x-spasign" && value.trim() == "ng"
     });
     if failures.is_empty() && bounce_like {
         let mut rcpts: Vec<String> =
@@ -200,6 +227,7 @@ pub fn read(raw: &[u8]) -> Report {
     let note = clip(&note, CONTEXT_MAX);
     for f in &mut failures {
         if let Some(m) = by_address.get(&f.recipient.to_ascii_lowercase()) {
+            f.in_notice = true;
             if f.diagnostic.is_empty() {
                 f.diagnostic = m.text.clone();
             } else if !m.text.is_empty() && m.text != f.diagnostic {
@@ -321,11 +349,20 @@ fn delivery_status(parts: &[Part]) -> (Vec<Failure>, Option<String>) {
                 continue;
             }
             let diagnostic = g.get("diagnostic-code").map(fields::typed_text).unwrap_or_default();
+            let diagnostic_type = g.get("diagnostic-code").map(fields::value_type).unwrap_or_default();
             let remote_mta = g.get("remote-mta").map(fields::typed_text).filter(|s| !s.is_empty());
             if !seen.insert(recipient.to_ascii_lowercase()) {
                 continue;
             }
-            out.push(Failure { recipient, action, status, diagnostic, remote_mta, ..Failure::default() });
+            out.push(Failure {
+                recipient,
+                action,
+                status,
+                diagnostic,
+                diagnostic_type,
+                remote_mta,
+                ..Failure::default()
+            });
             if out.len() >= MAX_FAILURES {
                 return (out, reporting);
             }
@@ -458,6 +495,14 @@ fn looks_like_bounce(headers: &Headers, note: &str) -> bool {
         || PHRASES.iter().any(|p| note.contains(p))
 }
 
+/// A request to unsubscribe sent by a mail client to a list's `List-Unsubscribe` mailto
+/// address (RFC 2369 §3.2; RFC 8058 §3.2 names "unsubscribe" as the conventional
+/// subject); Apple Mail marks its own with `X-Apple-Unsubscribe`.
+fn is_unsubscribe_request(headers: &Headers, subject: &str) -> bool {
+    subject.trim().eq_ignore_ascii_case("unsubscribe")
+        || headers.get("x-apple-unsubscribe").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// RFC 3834 automatic replies, and the vacation responders that predate it.
 fn is_auto_reply(headers: &Headers, subject: &str) -> bool {
     let auto = headers.get("auto-submitted").map(|v| v.to_ascii_lowercase());
@@ -527,10 +572,29 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
     let reason = match report.kind {
         Kind::Feedback => Reason::Feedback,
         Kind::AutoReply => Reason::Vacation,
-        _ if report.filter_gateway && x.reason == Reason::UserUnknown && !names_address(status_seen) => {
+        _ if report.filter_gateway
+            && (x.reason == Reason::UserUnknown && !names_address(status_seen)
+                || x.reason == Reason::Undefined) =>
+        {
             Reason::Filtered
         }
-        _ => refine(x.reason, &x.rule, stage, status_seen, &all_text),
+        _ => match refine(x.reason, &x.rule, stage, status_seen, &all_text) {
+            // The server said something about this recipient, but nothing any rule knows:
+            // held for a person to read, unlike a notice with no words at all.
+            // An `X-Unix` diagnostic is a local delivery program's result (Postfix pipe and
+            // local, Sendmail's prog mailer): unless its words name a cause, it failed.
+            Reason::Expired
+            | Reason::Undefined
+            | Reason::OnHold
+            | Reason::SystemError
+            | Reason::NetworkError
+                if f.diagnostic_type == "x-unix" =>
+            {
+                Reason::MailerError
+            }
+            Reason::Undefined if f.in_notice || !f.diagnostic.trim().is_empty() => Reason::OnHold,
+            other => other,
+        },
     };
     let retrying = delayed || GAVE_UP[..RETRYING].iter().any(|p| all_text.contains(p));
     if reason == Reason::Expired && x.reason != Reason::Expired && !retrying {
@@ -549,11 +613,20 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         // The cause and fix must tell the same story as the refined reason.
         let id = match reason {
             Reason::Expired => "still-retrying",
-            other => rule_for(other),
+            other => rule_for(other, &all_text),
         };
         if let Some(rule) = crate::Rules::builtin().ok().and_then(|r| r.by_id(id).map(|rule| (r, rule))) {
             let (rules, rule) = rule;
-            x = rules.apply(rule, &x.evidence);
+            // Quote the failure's own words when it has some, not the whole notice.
+            let quoted = if f.diagnostic.trim().is_empty() { &x.evidence } else { &ev };
+            x = rules.apply(rule, quoted);
+        } else if reason == Reason::OnHold {
+            x.cause = "The report says delivery to this recipient failed, but its words name no \
+                       cause that homing recognises."
+                .into();
+            x.fix = "Read the report's words (quoted here); if they do not say why, ask the \
+                     administrator of the recipient's domain what refused the message."
+                .into();
         }
     }
     let hard = match report.kind {
@@ -583,6 +656,9 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
         scope: x.scope,
         actor: x.actor,
         cause: match report.kind {
+            Kind::Feedback if f.feedback_type.as_deref() == Some("unsubscribe") => {
+                "The recipient asked to be unsubscribed, by mail to the list's unsubscribe address.".into()
+            }
             Kind::Feedback => format!(
                 "The recipient (or their provider) reported the message as {}.",
                 f.feedback_type.as_deref().unwrap_or("abuse")
@@ -593,6 +669,11 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
             _ => or_whole(crate::explanation::without_homing_clauses(&x.cause), &x.cause),
         },
         fix: match report.kind {
+            Kind::Feedback if f.feedback_type.as_deref() == Some("unsubscribe") => {
+                "Remove the recipient from the list now (Gmail and Yahoo require it within two days) \
+                 and send them nothing more; homing why --suppress adds them to the suppression list."
+                    .into()
+            }
             Kind::Feedback => {
                 "Stop sending to this recipient (homing why --suppress lists it), and check that \
                                the mail was wanted: consent and a working unsubscribe link."
@@ -645,8 +726,12 @@ fn classify(rules: &crate::Rules, ev: &Evidence, f: &Failure) -> Explanation {
     if let Some(rule) = rules.find(&wider).filter(|r| r.looks_at_text()) {
         return rules.apply(rule, &wider);
     }
-    // Only words without any reply code can be a connection failure.
-    let no_code = ev.reply.as_ref().is_none_or(|r| r.code == 0);
+    // Only words without any reply code can be a connection failure, or words about the
+    // connection under a 421, which MTAs also write for one they lost (RFC 5321 §3.8).
+    let no_code = ev
+        .reply
+        .as_ref()
+        .is_none_or(|r| r.code == 0 || r.code == 421 && both.to_ascii_lowercase().contains("connection"));
     let mut net = Evidence::bare(Stage::Connect, ev.domain.clone());
     net.network = Some(both);
     if let Some(rule) = rules.find(&net).filter(|r| no_code && r.looks_at_text()) {
@@ -718,15 +803,26 @@ fn effective_status<'a>(own: Option<&'a str>, text: Option<&'a str>) -> Option<&
     }
 }
 
-/// The rule whose cause and fix explain a reason that [`refine`] arrived at.
-fn rule_for(reason: Reason) -> &'static str {
+/// Words with which servers report that a destination's name did not resolve.
+const UNFINDABLE: &[&str] =
+    &["host name lookup failure", "dns error", "name server", "domain name not found"];
+/// Words with which servers report that no route led to a destination (`EHOSTUNREACH`,
+/// `ENETUNREACH`).
+const UNREACHABLE: &[&str] = &["no route to host", "network is unreachable"];
+
+/// The rule whose cause and fix explain a reason that [`refine`] arrived at; `text` is the
+/// report's lowercased text.
+fn rule_for(reason: Reason, text: &str) -> &'static str {
     match reason {
+        Reason::NetworkError if UNFINDABLE.iter().any(|p| text.contains(p)) => "dns-error-temporary",
+        Reason::NetworkError => "net-unreachable",
         Reason::Filtered => "filtered",
         Reason::Expired => "still-retrying-or-expired",
         Reason::Rejected => "sender-rejected",
         Reason::UserUnknown => "status-bad-mailbox",
         Reason::ExceedLimit => "message-length-limit",
         Reason::MesgTooBig => "message-too-big",
+        Reason::MailerError => "local-delivery-program",
         _ => "",
     }
 }
@@ -748,9 +844,8 @@ fn refine(reason: Reason, rule: &str, stage: Stage, status: Option<&str>, text: 
     let transient =
         matches!(reason, Reason::NetworkError | Reason::Undefined | Reason::OnHold | Reason::Expired);
     let gave_up = GAVE_UP.iter().any(|p| text.contains(p));
-    let dns = ["host name lookup failure", "dns error", "name server", "domain name not found"]
-        .iter()
-        .any(|p| text.contains(p));
+    let dns = UNFINDABLE.iter().any(|p| text.contains(p));
+    let unreachable = UNREACHABLE.iter().any(|p| text.contains(p));
     let detail = status.and_then(|s| s.get(1..));
     if matches!(reason, Reason::MesgTooBig | Reason::ExceedLimit) && matches!(detail, Some(".2.3" | ".3.4")) {
         // Size words are ambiguous; the status tells the recipient's limit (x.2.3) from
@@ -770,6 +865,10 @@ fn refine(reason: Reason, rule: &str, stage: Stage, status: Option<&str>, text: 
         // A generic "user unknown" under a security/policy status (x.7.x): a filter
         // refused it. Providers' own wordings (rules of their own) mean what they say.
         Reason::Filtered
+    } else if matches!(reason, Reason::Expired | Reason::NetworkError) && (dns || unreachable) {
+        // Retried until time ran out, but the attempts say why: the destination's name
+        // did not resolve, or no route led to it. That, not the clock, is the failure.
+        Reason::NetworkError
     } else if transient && gave_up && !dns {
         Reason::Expired
     } else if stage == Stage::Mail

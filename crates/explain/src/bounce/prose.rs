@@ -26,6 +26,7 @@ pub struct Mention {
 /// notification is the text before the first of them.
 const ORIGINAL_MARKERS: &[&str] = &[
     "this is a copy of the message",
+    "this is a copy of your message",
     "below this line is a copy of the message",
     "original message follows",
     "original message headers",
@@ -73,7 +74,9 @@ pub fn notification(text: &str) -> &str {
     }
     let mut offset = 0;
     for line in text[..cut].split_inclusive('\n') {
-        let header = line.len() > 12 && ORIGINAL_HEADERS.iter().any(|h| super::starts_with_ci(line, h));
+        // A forwarded bounce quotes the whole notice, original included ("> Received: …").
+        let bare = line.trim_start_matches(['>', ' ']);
+        let header = bare.len() > 12 && ORIGINAL_HEADERS.iter().any(|h| super::starts_with_ci(bare, h));
         if header && offset > 0 {
             return &text[..offset];
         }
@@ -222,8 +225,11 @@ pub fn mentions(text: &str, ignore: &[String]) -> Vec<Mention> {
         }
     }
     let mut out: Vec<Mention> = Vec::new();
+    // Per mention: whether some line other than a summary `To:` field names it.
+    let mut named: Vec<bool> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (k, (i, addr, after)) in marks.iter().enumerate() {
+        let summary = summary_field(lines[*i]) == Some("to:");
         let stop = marks.get(k + 1).map_or(lines.len(), |m| m.0).min(i + 1 + BLOCK_LINES);
         let mut block = String::new();
         let first = lines[*i].get(*after..).unwrap_or("");
@@ -239,27 +245,45 @@ pub fn mentions(text: &str, ignore: &[String]) -> Vec<Mention> {
                 if blank_run >= 2 || (!block.trim().is_empty() && !continues_after_blank(&lines, j)) {
                     break;
                 }
-            } else {
+            } else if summary_field(l).is_none() {
                 blank_run = 0;
                 block.push('\n');
                 block.push_str(l);
             }
             j += 1;
         }
-        match index.get(&addr.to_ascii_lowercase()).map(|&i| &mut out[i]) {
+        match index.get(&addr.to_ascii_lowercase()).copied() {
             Some(m) => {
+                named[m] |= !summary;
                 if !block.trim().is_empty() {
-                    m.text.push('\n');
-                    m.text.push_str(block.trim());
+                    out[m].text.push('\n');
+                    out[m].text.push_str(block.trim());
                 }
             }
             None => {
                 index.insert(addr.to_ascii_lowercase(), out.len());
+                named.push(!summary);
                 out.push(Mention { recipient: addr.clone(), text: block.trim().to_string() });
             }
         }
     }
+    // "Your message / To: … / Subject: … / did not reach the following recipient(s): …"
+    // (Exchange, Domino): the summary's `To:` quotes the original's header, not a failure,
+    // whenever the notice names its failed recipients elsewhere.
+    if named.iter().any(|&n| n) {
+        let mut keep = named.into_iter();
+        out.retain(|_| keep.next().unwrap_or(true));
+    }
     out
+}
+
+/// The header field name (lowercased, with its colon) when `line` is one of the fields with
+/// which a notice summarises the original message ("To: …", "Subject: …", "Sent: …"):
+/// a description of what was sent, never the reason it failed.
+fn summary_field(line: &str) -> Option<&'static str> {
+    const FIELDS: &[&str] = &["to:", "subject:", "sent:", "date:", "cc:"];
+    let line = line.trim_start();
+    FIELDS.iter().copied().find(|f| super::starts_with_ci(line, f))
 }
 
 /// Whether the text after the blank line at `j` still belongs to the block above: it is
