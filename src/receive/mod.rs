@@ -104,6 +104,10 @@ async fn session(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option
                 }
             }
             Action::CheckSender { .. } => s.respond(Cause::SenderOk.reply()),
+            // No listener offers AUTH yet.
+            Action::Authenticate { .. } => {
+                s.respond(Cause::AuthTemporaryFailure { detail: "no user store".into() }.reply())
+            }
             Action::CheckRecipient { to, .. } => s.respond(check_recipient(ctx, peer, &to)),
             Action::Deliver(tx) => {
                 let helo = s.helo_name().unwrap_or("").to_string();

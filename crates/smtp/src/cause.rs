@@ -136,6 +136,51 @@ pub enum Cause {
     LocalError {
         detail: String,
     },
+    /// RFC 4954 §4: a `334` server challenge, base64 (empty for "send your response").
+    AuthChallenge {
+        challenge: String,
+    },
+    /// RFC 4954 §6: `235 2.7.0`.
+    AuthSucceeded,
+    /// RFC 4954 §6: `535 5.7.8`. The text never says which of user name or password was
+    /// wrong, so a client cannot find out which users exist.
+    AuthFailed,
+    /// RFC 4616 §2: PLAIN with an authorization identity other than the user's own; homing
+    /// lets no user act as another.
+    AuthzidRefused,
+    /// RFC 4954 §4: the client answered a challenge with `*`.
+    AuthCancelled,
+    /// RFC 4954 §4: a response that is not base64, or not what the mechanism expects.
+    AuthMalformed {
+        detail: String,
+    },
+    /// RFC 4954 §6: a response line longer than the server reads (`500 5.5.6`).
+    AuthLineTooLong {
+        limit: usize,
+    },
+    /// RFC 4954 §4: a mechanism this server does not offer.
+    AuthMechanismUnknown {
+        name: String,
+    },
+    /// RFC 4954 §6: AUTH before TLS (`538 5.7.11`); homing never takes passwords in clear.
+    AuthNeedsTls,
+    /// AUTH on a listener that does not offer it (an MX port): "not implemented", as for
+    /// STARTTLS (RFC 5321 §4.2.4).
+    AuthNotAvailable,
+    /// RFC 4954 §4: a second AUTH after a successful one.
+    AlreadyAuthenticated,
+    /// RFC 4954 §4: AUTH inside a mail transaction.
+    AuthInTransaction,
+    /// RFC 4954 §6 `530 5.7.0`: MAIL on a submission port before AUTH (RFC 6409 §4.3 lets a
+    /// submission server require it, and homing does). `tls`: TLS is already active.
+    AuthRequired {
+        tls: bool,
+    },
+    /// RFC 4954 §6 `454 4.7.0`: the credentials could not be checked now (e.g. the user
+    /// store is unreadable).
+    AuthTemporaryFailure {
+        detail: String,
+    },
 }
 
 /// How an address came onto the suppression list; decides the enhanced status code of
@@ -186,7 +231,7 @@ impl Cause {
             Help => Reply::new(
                 214,
                 st(2, 0, 0),
-                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321",
+                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH; see RFC 5321",
             ),
             StartTlsReady => Reply::new(220, st(2, 0, 0), "Ready to start TLS"),
             SyntaxError { detail } => Reply::new(500, st(5, 5, 2), format!("Syntax error: {detail}")),
@@ -303,6 +348,72 @@ impl Cause {
             LocalError { detail } => {
                 Reply::new(451, st(4, 3, 0), format!("Local error in processing ({detail}); try again later"))
             }
+            // RFC 4954 §4: a challenge is base64 only, without an enhanced status code.
+            AuthChallenge { challenge } => Reply::new(334, None, challenge.clone()),
+            AuthSucceeded => Reply::new(235, st(2, 7, 0), "Authentication succeeded"),
+            AuthFailed => Reply::new(
+                535,
+                st(5, 7, 8),
+                "Authentication credentials invalid: the user name and password were rejected; check both",
+            ),
+            AuthzidRefused => Reply::new(
+                535,
+                st(5, 7, 8),
+                "Authentication failed: acting as another identity is not allowed; leave the PLAIN authorization identity empty",
+            ),
+            AuthCancelled => Reply::new(501, st(5, 0, 0), "Authentication cancelled"),
+            AuthMalformed { detail } => Reply::new(
+                501,
+                st(5, 5, 2),
+                format!("Cannot decode the AUTH response: {detail}; authentication cancelled"),
+            ),
+            AuthLineTooLong { limit } => Reply::new(
+                500,
+                st(5, 5, 6),
+                format!(
+                    "Authentication exchange line is too long (more than {limit} octets); authentication cancelled"
+                ),
+            ),
+            AuthMechanismUnknown { name } => Reply::new(
+                504,
+                st(5, 5, 4),
+                format!("Unrecognized authentication mechanism {name:?}; this server offers PLAIN and LOGIN"),
+            ),
+            AuthNeedsTls => Reply::new(
+                538,
+                st(5, 7, 11),
+                "Encryption required for authentication: send STARTTLS first, then AUTH",
+            ),
+            AuthNotAvailable => Reply::new(
+                502,
+                st(5, 5, 1),
+                "AUTH is not offered on this port; submit mail on the submission port (587 or 465)",
+            ),
+            AlreadyAuthenticated => Reply::new(
+                503,
+                st(5, 5, 1),
+                "Bad sequence of commands: already authenticated; AUTH is allowed once per session",
+            ),
+            AuthInTransaction => Reply::new(
+                503,
+                st(5, 5, 1),
+                "Bad sequence of commands: AUTH is not allowed inside a mail transaction; send RSET first",
+            ),
+            AuthRequired { tls: true } => Reply::new(
+                530,
+                st(5, 7, 0),
+                "Authentication required: this is a submission port; send AUTH with your user name and password first",
+            ),
+            AuthRequired { tls: false } => Reply::new(
+                530,
+                st(5, 7, 0),
+                "Authentication required: this is a submission port; send STARTTLS, then AUTH with your user name and password",
+            ),
+            AuthTemporaryFailure { detail } => Reply::new(
+                454,
+                st(4, 7, 0),
+                format!("Temporary authentication failure ({detail}); try again later"),
+            ),
         }
     }
 
@@ -425,6 +536,21 @@ mod tests {
             Cause::NoValidRecipients,
             Cause::Utf8NotAllowed,
             Cause::LocalError { detail: s() },
+            Cause::AuthChallenge { challenge: s() },
+            Cause::AuthSucceeded,
+            Cause::AuthFailed,
+            Cause::AuthzidRefused,
+            Cause::AuthCancelled,
+            Cause::AuthMalformed { detail: s() },
+            Cause::AuthLineTooLong { limit: 1 },
+            Cause::AuthMechanismUnknown { name: s() },
+            Cause::AuthNeedsTls,
+            Cause::AuthNotAvailable,
+            Cause::AlreadyAuthenticated,
+            Cause::AuthInTransaction,
+            Cause::AuthRequired { tls: true },
+            Cause::AuthRequired { tls: false },
+            Cause::AuthTemporaryFailure { detail: s() },
         ]
     }
 
@@ -434,7 +560,11 @@ mod tests {
             let r = c.reply();
             let no_status = matches!(
                 c,
-                Cause::Greeting { .. } | Cause::EhloOk { .. } | Cause::HeloOk { .. } | Cause::StartData
+                Cause::Greeting { .. }
+                    | Cause::EhloOk { .. }
+                    | Cause::HeloOk { .. }
+                    | Cause::StartData
+                    | Cause::AuthChallenge { .. }
             );
             match r.status {
                 Some(s) => assert_eq!(u16::from(s.class), r.code / 100, "{c:?}"),
@@ -456,6 +586,15 @@ mod tests {
         assert!(code(Cause::MailLoop { hops: 51, limit: 50 }).starts_with("554 5.4.6 "));
         assert!(code(Cause::Utf8NotAllowed).starts_with("553 5.6.7 "));
         assert!(code(Cause::RelayDenied { domain: "d.example".into() }).contains("d.example"));
+        assert_eq!(code(Cause::AuthSucceeded), "235 2.7.0 Authentication succeeded");
+        assert!(code(Cause::AuthFailed).starts_with("535 5.7.8 "));
+        assert!(code(Cause::AuthNeedsTls).starts_with("538 5.7.11 "));
+        assert!(code(Cause::AuthCancelled).starts_with("501 5.0.0 "));
+        assert!(code(Cause::AuthMalformed { detail: "x".into() }).starts_with("501 5.5.2 "));
+        assert!(code(Cause::AuthLineTooLong { limit: 1 }).starts_with("500 5.5.6 "));
+        assert!(code(Cause::AuthMechanismUnknown { name: "X".into() }).starts_with("504 5.5.4 "));
+        assert!(code(Cause::AuthRequired { tls: false }).starts_with("530 5.7.0 "));
+        assert_eq!(Cause::AuthChallenge { challenge: String::new() }.reply().to_wire(), b"334 \r\n");
         let unsupported = CommandError::Param(ParamError::Unsupported("FOO".into()));
         assert_eq!(Cause::from_command_error(&unsupported).reply().code, 555);
     }
