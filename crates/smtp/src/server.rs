@@ -118,8 +118,9 @@ pub enum Action {
     Deliver(Transaction),
     /// Flush, then start the TLS handshake; the 220 was the previous action.
     StartTls,
-    /// Check these credentials; answer with `respond`: `Cause::AuthSucceeded` (235) makes
-    /// `login` the session's authenticated user, anything else fails the AUTH command.
+    /// Check these credentials; answer with `accept_auth` when they are right, or with
+    /// `respond` (e.g. `Cause::AuthFailed`, `Cause::AuthTemporaryFailure`) when not. (A 2xx
+    /// through `respond` also succeeds, recording `login` as the client wrote it.)
     Authenticate { mechanism: Mechanism, login: String, password: Password },
     /// Flush and close the connection.
     Close,

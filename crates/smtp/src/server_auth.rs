@@ -20,6 +20,18 @@ pub(super) enum Sasl {
 }
 
 impl ServerSession {
+    /// The answer to `Authenticate` when the credentials are right: replies `235 2.7.0` and
+    /// records `login` (the user store's spelling of it, which may differ from what the
+    /// client typed) as the session's authenticated user.
+    pub fn accept_auth(&mut self, login: String) {
+        if !matches!(self.state, State::Owed(Owed::Auth(_))) {
+            return;
+        }
+        self.state = State::Command;
+        self.authenticated = Some(login);
+        self.reply(Cause::AuthSucceeded);
+    }
+
     /// RFC 4954 §4: AUTH, in the order of its restrictions. TLS comes before anything about
     /// the mechanism, so nothing of the exchange happens in plaintext.
     pub(super) fn auth(&mut self, mechanism: &str, initial: Option<&str>) -> Option<Action> {

@@ -149,8 +149,10 @@ fn auth_asks_the_glue_and_records_the_login() {
     assert!(!format!("{:?}", Action::Authenticate { mechanism, login, password }).contains("tanstaaf"));
     assert_eq!(s.next_action(), Action::ReadMore, "MAIL waits for the answer");
     assert_eq!(s.authenticated(), None);
-    s.respond(Cause::AuthSucceeded.reply());
-    assert_eq!(s.authenticated(), Some("tim"));
+    s.accept_auth("tim@example.org".into());
+    assert_eq!(s.authenticated(), Some("tim@example.org"));
+    s.accept_auth("stray".into());
+    assert_eq!(s.authenticated(), Some("tim@example.org"), "a stray answer is ignored");
     let acts = drain(&mut s);
     assert_eq!(codes(&acts), [235, 250]);
 }
