@@ -225,7 +225,8 @@ async fn implicit_tls_submission_and_handshakes_that_fail_or_stall() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let log = h.stderr();
-    let plaintext = log.lines().find(|l| l.contains("TLS handshake failed") && l.contains("InvalidContentType"));
+    let plaintext =
+        log.lines().find(|l| l.contains("TLS handshake failed") && l.contains("InvalidContentType"));
     assert!(plaintext.is_some_and(|l| l.contains("peer=127.0.0.1:")), "{log}");
     let stall = log.lines().find(|l| l.contains("TLS handshake timed out"));
     assert!(stall.is_some_and(|l| l.contains("peer=127.0.0.1:")), "{log}");

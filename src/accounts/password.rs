@@ -49,10 +49,14 @@ pub fn verify(phc: &str, password: &str) -> Result<bool, HashError> {
 /// same work as a real check, for logins that do not exist, so the time an AUTH takes does
 /// not tell which users exist. Always false.
 pub fn verify_decoy(password: &str) -> bool {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    let phc = DECOY.get_or_init(|| hash(SaltString::generate(&mut OsRng).as_str()).unwrap_or_default());
-    let _ = verify(phc, password);
+    let _ = verify(decoy(), password);
     false
+}
+
+/// The decoy hash, made once with the current parameters.
+pub fn decoy() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash(SaltString::generate(&mut OsRng).as_str()).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ fn unknown_users_cost_the_same_work_as_wrong_passwords() {
     a.verify("nobody", "warm-up");
     let time = |login: &str| {
         let mut best = Duration::MAX;
-        for _ in 0..3 {
+        for _ in 0..5 {
             let t = Instant::now();
             assert_eq!(a.verify(login, "guess"), Verdict::Rejected);
             best = best.min(t.elapsed());
@@ -102,5 +102,8 @@ fn unknown_users_cost_the_same_work_as_wrong_passwords() {
         best
     };
     let (known, unknown) = (time("alice"), time("nobody"));
-    assert!(unknown * 2 > known && known * 2 > unknown, "known {known:?}, unknown {unknown:?}");
+    // Loose bounds: tests run in parallel on a busy machine; skipping the work would make
+    // the unknown login take microseconds, not milliseconds.
+    assert!(unknown * 4 > known && known * 4 > unknown, "known {known:?}, unknown {unknown:?}");
+    assert!(password::decoy().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "same parameters");
 }

@@ -177,6 +177,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_sessions: config.smtp.max_sessions,
     });
 
+    // Caught from here on (the default action of SIGHUP would end the process).
+    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot catch SIGHUP: certificates reload only when their files change");
+            None
+        }
+    };
     let mut certificates = Vec::new();
     for l in &config.listeners {
         let socket = TcpListener::bind(l.address).await.with_context(|| {
@@ -196,7 +204,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         tokio::spawn(receive::serve(ctx.clone(), listener, socket));
     }
-    tokio::spawn(reload_certificates(certificates, config.tls.reload_interval.get()));
+    tokio::spawn(reload_certificates(certificates, hup, config.tls.reload_interval.get()));
     tokio::spawn(runner.clone().run());
     tracing::info!(hostname = %config.hostname, spool = %config.spool_dir.display(), "homing is running");
 
@@ -235,15 +243,11 @@ fn listener(config: &Config, l: &ListenerConfig) -> anyhow::Result<Listener> {
 
 /// Reloads changed certificates every `interval` (never when zero) and all of them on
 /// SIGHUP, off the reactor; each listener keeps its old pair when the new one is bad.
-async fn reload_certificates(certificates: Vec<Arc<ListenerTls>>, interval: std::time::Duration) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot catch SIGHUP: certificates reload only when their files change");
-            None
-        }
-    };
+async fn reload_certificates(
+    certificates: Vec<Arc<ListenerTls>>,
+    mut hup: Option<tokio::signal::unix::Signal>,
+    interval: std::time::Duration,
+) {
     loop {
         let force = tokio::select! {
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
