@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::HumanDuration;
 
+mod listener;
+pub use listener::{ListenerConfig, ListenerMode};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -32,31 +35,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub queue: QueueConfig,
     pub suppression: SuppressionConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ListenerConfig {
-    /// Address and port to listen on.
-    pub address: SocketAddr,
-    /// PEM certificate chain for STARTTLS. Without one, a self-signed certificate is
-    /// generated at start (fine for local use; logged as such).
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key matching `tls_cert`.
-    pub tls_key: Option<PathBuf>,
-    /// Offer STARTTLS (RFC 3207). Default true.
-    pub starttls: bool,
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        Self {
-            address: SocketAddr::from(([127, 0, 0, 1], 2525)),
-            tls_cert: None,
-            tls_key: None,
-            starttls: true,
-        }
-    }
+    pub accounts: AccountsConfig,
+    pub tls: TlsConfig,
 }
 
 /// Limits on what an SMTP client may send (RFC 5321 §4.5.3).
@@ -235,6 +215,47 @@ impl Default for SuppressionConfig {
     }
 }
 
+/// The user store (docs/submission.md): who may authenticate, and which addresses each user
+/// owns. Managed with `homing user`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// The users file. Relative paths are inside `spool_dir`. Default `users.toml`.
+    pub path: PathBuf,
+    /// How often, at most, a running server checks the file for changes made by
+    /// `homing user` (a stat per interval, a reload only when it changed).
+    pub reload_interval: HumanDuration,
+    /// Password checks (argon2id, 19 MiB of memory each) running at once; further AUTH
+    /// commands wait their turn. Bounds the memory and CPU a burst of logins can take.
+    pub max_parallel_verifications: usize,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("users.toml"),
+            reload_interval: HumanDuration::from_secs(1),
+            max_parallel_verifications: 4,
+        }
+    }
+}
+
+/// Certificates of the listeners.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// How often homing checks whether a listener's `tls_cert` or `tls_key` file changed and
+    /// loads the new pair for new connections; `0s` checks only on SIGHUP. A pair that does
+    /// not load is logged and the old one kept.
+    pub reload_interval: HumanDuration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { reload_interval: HumanDuration::from_secs(60) }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -248,6 +269,8 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             queue: QueueConfig::default(),
             suppression: SuppressionConfig::default(),
+            accounts: AccountsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -268,14 +291,7 @@ impl Config {
         if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
             bail!("hostname = {:?}: set a fully qualified host name like \"mx.example.com\"", self.hostname);
         }
-        if self.listeners.is_empty() {
-            bail!("no [[listener]]: add one, e.g. address = \"127.0.0.1:2525\"");
-        }
-        for l in &self.listeners {
-            if l.tls_cert.is_some() != l.tls_key.is_some() {
-                bail!("listener {}: set both tls_cert and tls_key, or neither", l.address);
-            }
-        }
+        listener::validate(&self.listeners)?;
         if self.smtp.max_line_length < 512 {
             bail!(
                 "smtp.max_line_length = {}: RFC 5321 §4.5.3.1.4 needs at least 512",
@@ -339,7 +355,47 @@ impl Config {
                 self.suppression.reload_interval
             );
         }
+        if self.accounts.path.as_os_str().is_empty() || self.accounts.path.ends_with("..") {
+            bail!(
+                "accounts.path = {:?}: name a file, e.g. \"users.toml\" (inside spool_dir) or \"/etc/homing/users.toml\"",
+                self.accounts.path
+            );
+        }
+        if self.accounts.reload_interval.get() > Duration::from_secs(3600) {
+            bail!(
+                "accounts.reload_interval = {}: use at most 1h so `homing user` changes take effect",
+                self.accounts.reload_interval
+            );
+        }
+        if !(1..=256).contains(&self.accounts.max_parallel_verifications) {
+            bail!(
+                "accounts.max_parallel_verifications = {}: use 1 to 256 (each check takes 19 MiB; default 4)",
+                self.accounts.max_parallel_verifications
+            );
+        }
         Ok(())
+    }
+
+    /// The configuration as it takes effect: per-listener settings left to their defaults
+    /// (`auth`, the limits) are filled in, so `homing config show` shows every value.
+    pub fn effective(&self) -> Config {
+        let mut c = self.clone();
+        for l in &mut c.listeners {
+            l.auth = Some(l.offers_auth());
+            l.max_sessions = Some(l.max_sessions.unwrap_or(self.smtp.max_sessions));
+            l.max_message_size = Some(l.max_message_size.unwrap_or(self.smtp.max_message_size));
+            l.max_recipients = Some(l.max_recipients.unwrap_or(self.smtp.max_recipients));
+        }
+        c
+    }
+
+    /// The user store's path, relative paths taken inside the spool directory.
+    pub fn accounts_path(&self) -> PathBuf {
+        if self.accounts.path.is_absolute() {
+            self.accounts.path.clone()
+        } else {
+            self.spool_dir.join(&self.accounts.path)
+        }
     }
 
     /// The suppression list's path, relative paths taken inside the spool directory.

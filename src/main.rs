@@ -1,9 +1,11 @@
 //! homing: a mail transfer agent that gets mail delivered and, when it cannot, says why
 //! and what to do. One binary; see `homing --help`.
 
+mod accounts;
 mod cli;
 mod config;
 mod deliver;
+mod durable;
 mod duration;
 mod outcome;
 mod policy;

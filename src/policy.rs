@@ -1,5 +1,6 @@
 //! Who may send what through homing. homing is never an open relay: a client outside
-//! `relay.networks` may not send to other domains (RFC 5321 §3.6.2 lets a server refuse).
+//! `relay.networks` that did not authenticate (RFC 4954) may not send to other domains
+//! (RFC 5321 §3.6.2 lets a server refuse).
 
 use std::net::IpAddr;
 
@@ -56,6 +57,14 @@ impl Cidr {
     }
 }
 
+/// The client as the policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub ip: IpAddr,
+    /// The login of a successful AUTH in this session.
+    pub login: Option<&'a str>,
+}
+
 /// The relay decision for one session: computed once from the client's address.
 #[derive(Debug, Clone)]
 pub struct RelayPolicy {
@@ -72,9 +81,11 @@ impl RelayPolicy {
         self.networks.iter().any(|n| n.contains(client))
     }
 
-    /// The reply to RCPT TO for `domain` from `client`: `None` accepts.
-    pub fn check_recipient(&self, client: IpAddr, domain: &str) -> Option<Reply> {
-        if self.may_relay(client) {
+    /// The reply to RCPT TO for `domain` from `client`: `None` accepts. An authenticated
+    /// client may relay from anywhere (RFC 6409 §4.3: submission is for the server's own
+    /// users); an unauthenticated one only from `relay.networks`.
+    pub fn check_recipient(&self, client: &Client<'_>, domain: &str) -> Option<Reply> {
+        if client.login.is_some() || self.may_relay(client.ip) {
             None
         } else {
             Some(Cause::RelayDenied { domain: domain.to_string() }.reply())
@@ -105,8 +116,10 @@ mod tests {
     #[test]
     fn only_listed_networks_relay() {
         let p = RelayPolicy::new(&["127.0.0.0/8".into()]);
-        assert!(p.check_recipient("127.0.0.1".parse().unwrap(), "example.com").is_none());
-        let r = p.check_recipient("192.0.2.1".parse().unwrap(), "example.com").unwrap();
+        let client = |ip: &str, login| Client { ip: ip.parse().unwrap(), login };
+        assert!(p.check_recipient(&client("127.0.0.1", None), "example.com").is_none());
+        let r = p.check_recipient(&client("192.0.2.1", None), "example.com").unwrap();
         assert_eq!(r.code, 554);
+        assert!(p.check_recipient(&client("192.0.2.1", Some("alice")), "example.com").is_none());
     }
 }

@@ -1,7 +1,9 @@
-//! The command line: `homing serve`, `homing why`, `homing suppress`, `homing config check|show`.
+//! The command line: `homing serve`, `homing why`, `homing suppress`, `homing user`,
+//! `homing config check|show`.
 
 mod serve;
 mod suppress;
+mod user;
 mod why;
 
 use std::path::PathBuf;
@@ -44,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         action: suppress::Action,
     },
+    /// Add, change, delete or list the users who may authenticate (SMTP AUTH) and their
+    /// addresses.
+    User {
+        #[command(subcommand)]
+        action: user::Action,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,9 +90,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { action: ConfigAction::Show { config } } => {
             let c = load(config.as_ref())?;
-            print!("{}", toml::to_string(&c)?);
+            print!("{}", toml::to_string(&c.effective())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Suppress { action } => suppress::run(action),
+        Command::User { action } => user::run(action),
     }
 }

@@ -1,4 +1,5 @@
-//! `homing serve`: recover the spool, start the scheduler, open the listeners.
+//! `homing serve`: recover the spool, start the scheduler, open the user store and the
+//! listeners, and reload certificates on SIGHUP or when their files change.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,14 +10,15 @@ use homing_spool::{RecipientStatus, Spool, SpoolOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use crate::accounts::{self, Accounts};
+use crate::config::{Config, ListenerConfig};
 use crate::deliver::tls::ClientTls;
 use crate::deliver::{Client, HostSlots};
 use crate::policy::RelayPolicy;
 use crate::receive::accept::Acceptor;
-use crate::receive::{self, Context};
+use crate::receive::tls::ListenerTls;
+use crate::receive::{self, Context, Listener};
 use crate::report::{EventLog, Reporter};
 use crate::route::Router;
 use crate::schedule::queue::{Queue, RcptState};
@@ -33,7 +35,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOMING_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: a log file or the journal gets plain `key=value` text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -145,20 +153,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runner: runner.clone(),
         reporter: reporter.clone(),
     };
-    let smtp = ServerConfig {
-        hostname: config.hostname.clone(),
-        max_line_length: config.smtp.max_line_length,
-        max_recipients: config.smtp.max_recipients,
-        max_message_size: config.smtp.max_message_size,
-        max_bad_commands: config.smtp.max_bad_commands,
-        max_commands: config.smtp.max_commands,
-        max_received_headers: config.smtp.max_received_headers,
-        starttls: true,
-        ..ServerConfig::default()
-    };
+    let accounts = Accounts::open(
+        &config.accounts_path(),
+        accounts::Options { reload_interval: config.accounts.reload_interval.get(), ..Default::default() },
+    )?;
+    let users = accounts.users()?.len();
+    tracing::info!(path = %accounts.path().display(), users, "user store loaded");
+    if users == 0 && config.listeners.iter().any(ListenerConfig::offers_auth) {
+        tracing::warn!(
+            path = %accounts.path().display(),
+            "a listener offers AUTH but there are no users yet: every AUTH fails; add one with `homing user add`"
+        );
+    }
     let ctx = Arc::new(Context {
-        smtp,
         policy: RelayPolicy::new(&config.relay.networks),
+        accounts: Arc::new(accounts),
+        verifications: Arc::new(Semaphore::new(config.accounts.max_parallel_verifications)),
         suppression,
         acceptor,
         command_timeout: config.smtp.command_timeout.get(),
@@ -167,26 +177,93 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_sessions: config.smtp.max_sessions,
     });
 
+    // Caught from here on (the default action of SIGHUP would end the process).
+    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot catch SIGHUP: certificates reload only when their files change");
+            None
+        }
+    };
+    let mut certificates = Vec::new();
     for l in &config.listeners {
-        let listener = TcpListener::bind(l.address).await.with_context(|| {
+        let socket = TcpListener::bind(l.address).await.with_context(|| {
             format!("cannot listen on {} (in use, or needs root for ports below 1024?)", l.address)
         })?;
-        let tls = if l.starttls {
-            let sc =
-                receive::tls::server_config(l.tls_cert.as_deref(), l.tls_key.as_deref(), &config.hostname)?;
-            Some(TlsAcceptor::from(sc))
-        } else {
-            None
-        };
-        tracing::info!(address = %l.address, starttls = tls.is_some(), "listening for SMTP");
-        tokio::spawn(receive::serve(ctx.clone(), listener, tls));
+        let listener = Arc::new(listener(&config, l)?);
+        if let Some(t) = &listener.tls {
+            certificates.push(t.clone());
+        }
+        tracing::info!(
+            address = %l.address,
+            mode = ?l.mode,
+            starttls = listener.smtp.starttls,
+            implicit_tls = listener.smtp.implicit_tls,
+            auth = listener.smtp.auth,
+            "listening for SMTP"
+        );
+        tokio::spawn(receive::serve(ctx.clone(), listener, socket));
     }
+    tokio::spawn(reload_certificates(certificates, hup, config.tls.reload_interval.get()));
     tokio::spawn(runner.clone().run());
     tracing::info!(hostname = %config.hostname, spool = %config.spool_dir.display(), "homing is running");
 
     shutdown_signal().await;
     tracing::info!(queued = runner.queued_messages(), "shutting down; queued mail stays in the spool");
     Ok(())
+}
+
+/// One listener's session options and certificate.
+fn listener(config: &Config, l: &ListenerConfig) -> anyhow::Result<Listener> {
+    let smtp = ServerConfig {
+        hostname: config.hostname.clone(),
+        max_line_length: config.smtp.max_line_length,
+        max_recipients: l.max_recipients.unwrap_or(config.smtp.max_recipients),
+        max_message_size: l.max_message_size.unwrap_or(config.smtp.max_message_size),
+        max_bad_commands: config.smtp.max_bad_commands,
+        max_commands: config.smtp.max_commands,
+        max_received_headers: config.smtp.max_received_headers,
+        starttls: l.starttls && !l.mode.implicit_tls(),
+        implicit_tls: l.mode.implicit_tls(),
+        auth: l.offers_auth(),
+        require_auth: l.mode.requires_auth(),
+        ..ServerConfig::default()
+    };
+    let label = l.address.to_string();
+    let tls = if l.tls() {
+        let t = ListenerTls::new(&label, l.tls_cert.as_deref(), l.tls_key.as_deref(), &config.hostname)
+            .with_context(|| format!("[[listener]] address = \"{}\": TLS certificate", l.address))?;
+        Some(Arc::new(t))
+    } else {
+        None
+    };
+    let sessions = l.max_sessions.map(|n| (Arc::new(Semaphore::new(n)), n));
+    Ok(Listener { label, mode: l.mode, smtp, tls, sessions })
+}
+
+/// Reloads changed certificates every `interval` (never when zero) and all of them on
+/// SIGHUP, off the reactor; each listener keeps its old pair when the new one is bad.
+async fn reload_certificates(
+    certificates: Vec<Arc<ListenerTls>>,
+    mut hup: Option<tokio::signal::unix::Signal>,
+    interval: std::time::Duration,
+) {
+    loop {
+        let force = tokio::select! {
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            () = tokio::time::sleep(interval), if !interval.is_zero() => false,
+        };
+        if force {
+            tracing::info!(listeners = certificates.len(), "SIGHUP: reloading TLS certificates");
+        }
+        let certs = certificates.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            for c in &certs {
+                c.reload_logged(force);
+            }
+        });
+        let _ = done.await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -406,6 +406,7 @@ impl Session {
             smtputf8: msg.smtputf8,
             ret: if dsn { msg.ret_full.map(|f| if f { Ret::Full } else { Ret::Headers }) } else { None },
             envid: if dsn { msg.envid.map(str::to_string) } else { None },
+            auth: None,
         };
         let mut rcpts = Vec::with_capacity(msg.rcpts.len());
         for (addr, notify, orcpt) in &msg.rcpts {

@@ -36,7 +36,14 @@ impl Acceptor {
             peer_name: None,
             by: self.hostname.clone(),
             id: id.to_string(),
-            protocol: Protocol::of_session(tx.esmtp, tls.is_some(), false, tx.mail_params.smtputf8),
+            // RFC 3848: ESMTPA/ESMTPSA when the client authenticated; the login itself is not
+            // published in the header.
+            protocol: Protocol::of_session(
+                tx.esmtp,
+                tls.is_some(),
+                tx.auth.is_some(),
+                tx.mail_params.smtputf8,
+            ),
             tls: tls.map(str::to_string),
             for_rcpt: single,
             date: now,
@@ -65,7 +72,7 @@ impl Acceptor {
                 peer_ip: peer.ip().to_string(),
                 helo: helo.to_string(),
                 tls: tls.map(str::to_string),
-                auth: None,
+                auth: tx.auth.clone(),
             },
             recipients: tx
                 .recipients
@@ -101,6 +108,7 @@ impl Acceptor {
                         "peer": peer.ip().to_string(),
                         "helo": helo,
                         "tls": tls,
+                        "auth": envelope.source.auth,
                     }),
                 );
                 let rcpts = envelope.recipients.iter().map(|_| RcptState::pending()).collect();

@@ -8,7 +8,6 @@
 //! at RCPT costs a hash probe, plus at most once per `reload_interval` a stat(2) that
 //! notices changes made by another process (the CLI) and reloads.
 
-mod file;
 pub mod record;
 
 use std::collections::HashMap;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use homing_smtp::Address;
 
-use file::{LockError, Stamp, WriteLock};
+use crate::durable::{self as file, LockError, Stamp, WriteLock};
 pub use record::{BadAddress, Date, Entry, Line, key, parse_address};
 
 /// How the list behaves; the defaults suit a server.

@@ -28,6 +28,9 @@ pub struct Setup<'a> {
     pub hostname: &'a str,
     pub queue: &'a str,
     pub extra: &'a str,
+    /// More keys for the first `[[listener]]` (the one the harness waits for), e.g.
+    /// "mode = \"submission\"\n".
+    pub listener: &'a str,
 }
 
 impl<'a> Setup<'a> {
@@ -39,6 +42,7 @@ impl<'a> Setup<'a> {
             hostname: "homing.test",
             queue: "retry_intervals = [\"1s\"]\nretry_jitter = 0.0\n",
             extra: "",
+            listener: "",
         }
     }
 }
@@ -48,7 +52,7 @@ impl Homing {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("homing.toml");
         let text = format!(
-            "hostname = \"{host}\"\nspool_dir = \"{spool}\"\n\n[[listener]]\naddress = \"{addr}\"\n\n\
+            "hostname = \"{host}\"\nspool_dir = \"{spool}\"\n\n[[listener]]\naddress = \"{addr}\"\n{listener}\n\
              [dns]\nservers = [\"{dns}\"]\ntimeout = \"2s\"\nattempts = 1\n\n\
              [delivery]\nport = {port}\nconnect_timeout = \"2s\"\n\n[queue]\n{queue}\n{extra}\n",
             host = setup.hostname,
@@ -58,6 +62,7 @@ impl Homing {
             port = setup.delivery_port,
             queue = setup.queue,
             extra = setup.extra,
+            listener = setup.listener,
         );
         std::fs::write(&config, text).expect("write config");
         let mut h = Homing { dir, addr: setup.addr, config, child: None };
@@ -93,6 +98,13 @@ impl Homing {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends `signal` (e.g. "HUP") to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().map(|c| c.id()).expect("homing is running");
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
     }
 
     pub fn restart(&mut self) {

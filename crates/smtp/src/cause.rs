@@ -136,6 +136,51 @@ pub enum Cause {
     LocalError {
         detail: String,
     },
+    /// RFC 4954 §4: a `334` server challenge, base64 (empty for "send your response").
+    AuthChallenge {
+        challenge: String,
+    },
+    /// RFC 4954 §6: `235 2.7.0`.
+    AuthSucceeded,
+    /// RFC 4954 §6: `535 5.7.8`. The text never says which of user name or password was
+    /// wrong, so a client cannot find out which users exist.
+    AuthFailed,
+    /// RFC 4616 §2: PLAIN with an authorization identity other than the user's own; homing
+    /// lets no user act as another.
+    AuthzidRefused,
+    /// RFC 4954 §4: the client answered a challenge with `*`.
+    AuthCancelled,
+    /// RFC 4954 §4: a response that is not base64, or not what the mechanism expects.
+    AuthMalformed {
+        detail: String,
+    },
+    /// RFC 4954 §6: a response line longer than the server reads (`500 5.5.6`).
+    AuthLineTooLong {
+        limit: usize,
+    },
+    /// RFC 4954 §4: a mechanism this server does not offer.
+    AuthMechanismUnknown {
+        name: String,
+    },
+    /// RFC 4954 §6: AUTH before TLS (`538 5.7.11`); homing never takes passwords in clear.
+    AuthNeedsTls,
+    /// AUTH on a listener that does not offer it (an MX port): "not implemented", as for
+    /// STARTTLS (RFC 5321 §4.2.4).
+    AuthNotAvailable,
+    /// RFC 4954 §4: a second AUTH after a successful one.
+    AlreadyAuthenticated,
+    /// RFC 4954 §4: AUTH inside a mail transaction.
+    AuthInTransaction,
+    /// RFC 4954 §6 `530 5.7.0`: MAIL on a submission port before AUTH (RFC 6409 §4.3 lets a
+    /// submission server require it, and homing does). `tls`: TLS is already active.
+    AuthRequired {
+        tls: bool,
+    },
+    /// RFC 4954 §6 `454 4.7.0`: the credentials could not be checked now (e.g. the user
+    /// store is unreadable).
+    AuthTemporaryFailure {
+        detail: String,
+    },
 }
 
 /// How an address came onto the suppression list; decides the enhanced status code of
@@ -186,7 +231,7 @@ impl Cause {
             Help => Reply::new(
                 214,
                 st(2, 0, 0),
-                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321",
+                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH; see RFC 5321",
             ),
             StartTlsReady => Reply::new(220, st(2, 0, 0), "Ready to start TLS"),
             SyntaxError { detail } => Reply::new(500, st(5, 5, 2), format!("Syntax error: {detail}")),
@@ -303,6 +348,72 @@ impl Cause {
             LocalError { detail } => {
                 Reply::new(451, st(4, 3, 0), format!("Local error in processing ({detail}); try again later"))
             }
+            // RFC 4954 §4: a challenge is base64 only, without an enhanced status code.
+            AuthChallenge { challenge } => Reply::new(334, None, challenge.clone()),
+            AuthSucceeded => Reply::new(235, st(2, 7, 0), "Authentication succeeded"),
+            AuthFailed => Reply::new(
+                535,
+                st(5, 7, 8),
+                "Authentication credentials invalid: the user name and password were rejected; check both",
+            ),
+            AuthzidRefused => Reply::new(
+                535,
+                st(5, 7, 8),
+                "Authentication failed: acting as another identity is not allowed; leave the PLAIN authorization identity empty",
+            ),
+            AuthCancelled => Reply::new(501, st(5, 0, 0), "Authentication cancelled"),
+            AuthMalformed { detail } => Reply::new(
+                501,
+                st(5, 5, 2),
+                format!("Cannot decode the AUTH response: {detail}; authentication cancelled"),
+            ),
+            AuthLineTooLong { limit } => Reply::new(
+                500,
+                st(5, 5, 6),
+                format!(
+                    "Authentication exchange line is too long (more than {limit} octets); authentication cancelled"
+                ),
+            ),
+            AuthMechanismUnknown { name } => Reply::new(
+                504,
+                st(5, 5, 4),
+                format!("Unrecognized authentication mechanism {name:?}; this server offers PLAIN and LOGIN"),
+            ),
+            AuthNeedsTls => Reply::new(
+                538,
+                st(5, 7, 11),
+                "Encryption required for authentication: send STARTTLS first, then AUTH",
+            ),
+            AuthNotAvailable => Reply::new(
+                502,
+                st(5, 5, 1),
+                "AUTH is not offered on this port; submit mail on the submission port (587 or 465)",
+            ),
+            AlreadyAuthenticated => Reply::new(
+                503,
+                st(5, 5, 1),
+                "Bad sequence of commands: already authenticated; AUTH is allowed once per session",
+            ),
+            AuthInTransaction => Reply::new(
+                503,
+                st(5, 5, 1),
+                "Bad sequence of commands: AUTH is not allowed inside a mail transaction; send RSET first",
+            ),
+            AuthRequired { tls: true } => Reply::new(
+                530,
+                st(5, 7, 0),
+                "Authentication required: this is a submission port; send AUTH with your user name and password first",
+            ),
+            AuthRequired { tls: false } => Reply::new(
+                530,
+                st(5, 7, 0),
+                "Authentication required: this is a submission port; send STARTTLS, then AUTH with your user name and password",
+            ),
+            AuthTemporaryFailure { detail } => Reply::new(
+                454,
+                st(4, 7, 0),
+                format!("Temporary authentication failure ({detail}); try again later"),
+            ),
         }
     }
 
@@ -380,139 +491,5 @@ fn suppressed(address: &str, since: &str, by: &SuppressedBy, detail: &str) -> Re
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn all() -> Vec<Cause> {
-        let s = || "x".to_string();
-        vec![
-            Cause::Greeting { hostname: s() },
-            Cause::EhloOk { hostname: s(), client: s(), keywords: vec!["SIZE 1".into()] },
-            Cause::HeloOk { hostname: s(), client: s() },
-            Cause::Closing { hostname: s() },
-            Cause::SenderOk,
-            Cause::RecipientOk,
-            Cause::StartData,
-            Cause::Queued { id: s() },
-            Cause::Ok,
-            Cause::VrfyCannotVerify,
-            Cause::Help,
-            Cause::StartTlsReady,
-            Cause::SyntaxError { detail: s() },
-            Cause::UnknownCommand { verb: s() },
-            Cause::ParamSyntax { detail: s() },
-            Cause::ParamUnsupported { param: s() },
-            Cause::BadSequence { detail: s() },
-            Cause::LineTooLong { limit: 1 },
-            Cause::TooManyRecipients { limit: 1 },
-            Cause::MessageTooBig { limit: 1 },
-            Cause::BareLineEnding,
-            Cause::TooManyBadCommands { limit: 1 },
-            Cause::TooManyCommands { limit: 1 },
-            Cause::TooMuchPipelinedInput { limit: 1 },
-            Cause::Timeout,
-            Cause::ShuttingDown,
-            Cause::TlsNotAvailable,
-            Cause::TlsTemporarilyUnavailable,
-            Cause::TlsAlreadyActive,
-            Cause::SpoolUnavailable { detail: s() },
-            Cause::RelayDenied { domain: s() },
-            Cause::MailLoop { hops: 2, limit: 1 },
-            Cause::BadSender { detail: s() },
-            Cause::BadRecipient { detail: s() },
-            Cause::NoSuchUser { address: s() },
-            Cause::Suppressed { address: s(), since: s(), by: SuppressedBy::Operator, detail: s() },
-            Cause::NoValidRecipients,
-            Cause::Utf8NotAllowed,
-            Cause::LocalError { detail: s() },
-        ]
-    }
-
-    #[test]
-    fn every_reply_is_consistent() {
-        for c in all() {
-            let r = c.reply();
-            let no_status = matches!(
-                c,
-                Cause::Greeting { .. } | Cause::EhloOk { .. } | Cause::HeloOk { .. } | Cause::StartData
-            );
-            match r.status {
-                Some(s) => assert_eq!(u16::from(s.class), r.code / 100, "{c:?}"),
-                None => assert!(no_status, "{c:?} lacks an enhanced status"),
-            }
-            assert!(r.lines.iter().all(|l| !l.contains(['\r', '\n'])), "{c:?}");
-            if c.closes() {
-                assert!(r.code == 221 || r.code == 421 || r.code == 554, "{c:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn key_codes() {
-        let code = |c: Cause| c.reply().to_string();
-        assert_eq!(code(Cause::Queued { id: "AB".into() }), "250 2.0.0 Ok: queued as AB");
-        assert!(code(Cause::TooManyRecipients { limit: 1000 }).starts_with("452 4.5.3 "));
-        assert!(code(Cause::MessageTooBig { limit: 5 }).starts_with("552 5.3.4 "));
-        assert!(code(Cause::MailLoop { hops: 51, limit: 50 }).starts_with("554 5.4.6 "));
-        assert!(code(Cause::Utf8NotAllowed).starts_with("553 5.6.7 "));
-        assert!(code(Cause::RelayDenied { domain: "d.example".into() }).contains("d.example"));
-        let unsupported = CommandError::Param(ParamError::Unsupported("FOO".into()));
-        assert_eq!(Cause::from_command_error(&unsupported).reply().code, 555);
-    }
-
-    fn suppressed(address: &str, by: SuppressedBy, detail: &str) -> Reply {
-        Cause::Suppressed { address: address.into(), since: "2026-11-20".into(), by, detail: detail.into() }
-            .reply()
-    }
-
-    #[test]
-    fn suppressed_status_follows_how_the_address_got_listed() {
-        let bounce = |s: &str| SuppressedBy::Bounce { status: Some(s.parse().unwrap()) };
-        let code = |by| suppressed("bob@rx.test", by, "x").to_string();
-        assert!(code(bounce("5.1.1")).starts_with("550 5.1.1 "));
-        assert!(code(bounce("5.1.10")).starts_with("550 5.1.10 "));
-        assert!(code(bounce("5.2.1")).starts_with("550 5.2.1 "));
-        // A dead-address reason with an unrelated status, and every policy listing: 5.7.1.
-        assert!(code(bounce("5.0.0")).starts_with("550 5.7.1 "));
-        assert!(code(SuppressedBy::Bounce { status: None }).starts_with("550 5.7.1 "));
-        assert!(code(SuppressedBy::Complaint).starts_with("550 5.7.1 "));
-        assert!(code(SuppressedBy::Operator).starts_with("550 5.7.1 "));
-    }
-
-    #[test]
-    fn suppressed_says_when_why_and_how_to_lift_it() {
-        let r = suppressed(
-            "bob@rx.test",
-            SuppressedBy::Bounce { status: Some(EnhancedStatus::new(5, 1, 1)) },
-            "userunknown: mx.rx.test said the address does not exist",
-        );
-        assert_eq!(
-            r.to_string(),
-            "550 5.1.1 <bob@rx.test> is on this server's suppression list: it bounced on 2026-11-20 \
-             (userunknown: mx.rx.test said the address does not exist); remove it with \
-             `homing suppress remove bob@rx.test` if the address works again"
-        );
-    }
-
-    #[test]
-    fn suppressed_fits_one_line_of_512_octets() {
-        let local = "l".repeat(64);
-        let domain = format!("{}.example", "d".repeat(180));
-        let address = format!("{local}@{domain}");
-        for detail in ["", "short", &"x\r\n\u{e9}".repeat(300)] {
-            let wire = suppressed(&address, SuppressedBy::Operator, detail).to_wire();
-            assert!(wire.len() <= 512, "{} octets", wire.len());
-            assert_eq!(wire.iter().filter(|&&b| b == b'\n').count(), 1);
-            assert!(wire.is_ascii());
-            let text = String::from_utf8_lossy(&wire);
-            assert!(text.contains(&address), "{text}");
-            assert!(text.contains("homing suppress remove"), "{text}");
-        }
-        let wire = suppressed("bob@rx.test", SuppressedBy::Complaint, &"why ".repeat(200)).to_wire();
-        assert!(
-            wire.len() <= 512 && wire.ends_with(b"works again\r\n"),
-            "{}",
-            String::from_utf8_lossy(&wire)
-        );
-    }
-}
+#[path = "cause_tests.rs"]
+mod tests;

@@ -9,8 +9,14 @@ use crate::params::{MailParams, ParamError, RcptParams};
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail { from: ReversePath, params: MailParams },
-    Rcpt { to: Address, params: RcptParams },
+    Mail {
+        from: ReversePath,
+        params: MailParams,
+    },
+    Rcpt {
+        to: Address,
+        params: RcptParams,
+    },
     Data,
     Rset,
     Noop,
@@ -18,6 +24,13 @@ pub enum Command {
     Vrfy(String),
     Help,
     StartTls,
+    /// RFC 4954 §4: `AUTH mechanism [initial-response]`. The mechanism is as the client
+    /// wrote it (the server decides whether it offers it); the initial response is the
+    /// base64 text, `=` for an empty response.
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
 }
 
 /// What the command parser accepts.
@@ -99,6 +112,7 @@ pub fn parse_command(line: &[u8], opts: CommandOptions) -> Result<Command, Comma
         "HELP" => Ok(Command::Help),
         "VRFY" if arg.is_empty() => Err(syntax("VRFY needs a user name or address")),
         "VRFY" => Ok(Command::Vrfy(arg.to_string())),
+        "AUTH" => parse_auth(arg),
         _ => Err(CommandError::Unknown(verb.chars().take(32).collect())),
     }
 }
@@ -160,6 +174,23 @@ fn parse_rcpt(rest: &str, opts: CommandOptions) -> Result<Command, CommandError>
     Ok(Command::Rcpt { to, params })
 }
 
+/// RFC 4954 §4 `AUTH mechanism [initial-response]`; a mechanism name is 1 to 20 of
+/// `A-Z 0-9 - _` (RFC 4422 §3.1), case-insensitive.
+fn parse_auth(arg: &str) -> Result<Command, CommandError> {
+    let mut words = arg.split(' ').filter(|w| !w.is_empty());
+    let (Some(mechanism), initial, None) = (words.next(), words.next(), words.next()) else {
+        return Err(syntax(
+            "write AUTH PLAIN or AUTH LOGIN, optionally followed by the base64 initial response",
+        ));
+    };
+    let name_ok = mechanism.len() <= 20
+        && mechanism.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(syntax("the AUTH mechanism name is not a SASL name like PLAIN or LOGIN"));
+    }
+    Ok(Command::Auth { mechanism: mechanism.to_string(), initial: initial.map(str::to_string) })
+}
+
 impl Command {
     /// The command as a client sends it, ending in CRLF. Parameters are written only when
     /// they differ from their defaults; ENVID and ORCPT are xtext-encoded.
@@ -176,6 +207,8 @@ impl Command {
             Command::Vrfy(s) => format!("VRFY {s}"),
             Command::Help => "HELP".into(),
             Command::StartTls => "STARTTLS".into(),
+            Command::Auth { mechanism, initial: Some(r) } => format!("AUTH {mechanism} {r}"),
+            Command::Auth { mechanism, initial: None } => format!("AUTH {mechanism}"),
         };
         let mut out = line.replace(['\r', '\n'], " ").into_bytes();
         out.extend_from_slice(b"\r\n");
@@ -205,6 +238,20 @@ mod tests {
         assert_eq!(parse("HELP mail"), Ok(Command::Help));
         assert_eq!(parse("VRFY root"), Ok(Command::Vrfy("root".into())));
         assert_eq!(parse("STARTTLS"), Ok(Command::StartTls));
+    }
+
+    #[test]
+    fn auth_per_rfc_4954() {
+        let auth =
+            |m: &str, i: Option<&str>| Command::Auth { mechanism: m.into(), initial: i.map(Into::into) };
+        assert_eq!(parse("AUTH PLAIN"), Ok(auth("PLAIN", None)));
+        assert_eq!(parse("auth login dGlt"), Ok(auth("login", Some("dGlt"))));
+        assert_eq!(parse("AUTH PLAIN ="), Ok(auth("PLAIN", Some("="))));
+        assert_eq!(parse("AUTH CRAM-MD5"), Ok(auth("CRAM-MD5", None)));
+        assert_eq!(auth("PLAIN", Some("AGEAYg==")).to_wire(), b"AUTH PLAIN AGEAYg==\r\n");
+        for bad in ["AUTH", "AUTH PLAIN a b", "AUTH PL/AIN", "AUTH ABCDEFGHIJKLMNOPQRSTU"] {
+            assert!(matches!(parse(bad), Err(CommandError::Syntax(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`command`], [`params`]: what a client sends.
 //! - [`cause`]: every reply the server sends, and why.
 //! - [`server`], [`data`]: the server session and its DATA decoder.
+//! - [`sasl`]: the AUTH mechanisms PLAIN and LOGIN (RFC 4954, RFC 4616).
 //! - [`received`]: the `Received:` trace field.
 //! - [`reply_parser`], [`client`]: the client side.
 
@@ -18,6 +19,7 @@ pub mod params;
 pub mod received;
 pub mod reply;
 pub mod reply_parser;
+pub mod sasl;
 pub mod server;
 
 pub use address::{Address, AddressError, AddressOptions, Domain, ReversePath};
@@ -28,4 +30,5 @@ pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret};
 pub use received::{Protocol, ReceivedInfo, received_header};
 pub use reply::{EnhancedStatus, Reply};
 pub use reply_parser::ReplyParser;
+pub use sasl::{Mechanism, Password};
 pub use server::{Action, ServerConfig, ServerSession, Transaction, Wait};

@@ -35,6 +35,10 @@ pub struct MailParams {
     pub ret: Option<Ret>,
     /// RFC 3461 §4.4 envelope identifier, xtext-decoded.
     pub envid: Option<String>,
+    /// RFC 4954 §5 `AUTH=`: who the client says submitted the message, xtext-decoded (`<>`
+    /// for unknown). Accepted so clients that send it are not refused; homing does not trust
+    /// it (the session's own AUTH decides) and does not pass it on.
+    pub auth: Option<String>,
 }
 
 /// When to send a DSN for a recipient (RFC 3461 §4.1 `NOTIFY=`). All false means NEVER.
@@ -182,6 +186,14 @@ impl MailParams {
                     }
                     p.envid = Some(id);
                 }
+                "AUTH" => {
+                    let v = xtext_decode(need(&key, v)?)
+                        .map_err(|e| syntax(format!("AUTH= is not valid xtext: {e}")))?;
+                    if v.len() > 500 {
+                        return Err(syntax("AUTH= is longer than 500 characters".to_string()));
+                    }
+                    p.auth = Some(v);
+                }
                 _ => return Err(ParamError::Unsupported(key)),
             }
         }
@@ -208,6 +220,9 @@ impl MailParams {
         }
         if let Some(id) = &self.envid {
             let _ = write!(s, " ENVID={}", xtext_encode(id));
+        }
+        if let Some(a) = &self.auth {
+            let _ = write!(s, " AUTH={}", xtext_encode(a));
         }
         s
     }
@@ -364,8 +379,18 @@ mod tests {
     }
 
     #[test]
+    fn mail_auth_param_per_rfc_4954() {
+        assert_eq!(MailParams::parse("AUTH=<>").unwrap().auth.as_deref(), Some("<>"));
+        let p = MailParams::parse("AUTH=tim+2Bx@example.org").unwrap();
+        assert_eq!(p.auth.as_deref(), Some("tim+x@example.org"));
+        assert_eq!(p.to_wire(), " AUTH=tim+2Bx@example.org");
+        assert!(matches!(MailParams::parse("AUTH"), Err(ParamError::Syntax(_))));
+        assert!(matches!(MailParams::parse("AUTH=+zz"), Err(ParamError::Syntax(_))));
+    }
+
+    #[test]
     fn mail_param_errors() {
-        let unsupported = ["AUTH=<>", "X-FOO", "BODY=BINARYMIME"];
+        let unsupported = ["X-FOO", "BODY=BINARYMIME"];
         for s in unsupported {
             assert!(matches!(MailParams::parse(s), Err(ParamError::Unsupported(_))), "{s}");
         }

@@ -2,10 +2,13 @@
 //!
 //! The glue pushes bytes read from the peer with [`ServerSession::push_input`] and calls
 //! [`ServerSession::next_action`] until it gets [`Action::ReadMore`] or [`Action::Close`],
-//! or an action that needs an answer (`CheckSender`, `CheckRecipient`, `Deliver`: call
-//! [`ServerSession::respond`]; `StartTls`: do the handshake, then
+//! or an action that needs an answer (`CheckSender`, `CheckRecipient`, `Deliver`,
+//! `Authenticate`: call [`ServerSession::respond`]; `StartTls`: do the handshake, then
 //! [`ServerSession::tls_established`]). Until that answer, `next_action` returns `ReadMore`
 //! and processes nothing.
+//!
+//! AUTH (RFC 4954) runs the SASL exchange of `sasl` here; the glue only checks the
+//! credentials that come out of it. It is offered only once TLS is active.
 //!
 //! PIPELINING (RFC 2920): several commands may arrive in one push; they are handled in order
 //! and each reply is emitted as its own `Action::Reply`; the glue flushes on `ReadMore`.
@@ -19,6 +22,7 @@ use crate::command::{Command, CommandOptions, parse_command};
 use crate::data::{DataDecoder, DataStatus, count_received};
 use crate::params::{MailParams, RcptParams};
 use crate::reply::Reply;
+use crate::sasl::{Mechanism, Password};
 
 /// Limits and options of one server session. Every limit has a default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,15 @@ pub struct ServerConfig {
     pub max_received_headers: usize,
     /// Offer STARTTLS (RFC 3207) while the session is in plaintext. Default false.
     pub starttls: bool,
+    /// The connection is TLS from its first octet (RFC 8314 §3.3, port 465): the session
+    /// starts as if STARTTLS had completed. Default false.
+    pub implicit_tls: bool,
+    /// Offer AUTH PLAIN LOGIN (RFC 4954) once TLS is active; before TLS, AUTH gets
+    /// `538 5.7.11`. Default false (an MX port).
+    pub auth: bool,
+    /// MAIL is refused with `530 5.7.0` until the client authenticated (a submission port,
+    /// RFC 6409 §4.3). Default false.
+    pub require_auth: bool,
     /// Unprocessed input held while replies are pending, in octets; a client that pipelines
     /// more is disconnected with 421. Default 1 MiB.
     pub max_buffered_input: usize,
@@ -58,6 +71,9 @@ impl Default for ServerConfig {
             max_commands: 10_000,
             max_received_headers: 50,
             starttls: false,
+            implicit_tls: false,
+            auth: false,
+            require_auth: false,
             max_buffered_input: 1 << 20,
         }
     }
@@ -83,6 +99,8 @@ pub struct Transaction {
     pub recipients: Vec<(Address, RcptParams)>,
     /// Dot-unstuffed content with CRLF line endings and its final CRLF, terminator removed.
     pub data: Vec<u8>,
+    /// The login the client authenticated as (RFC 4954), if it did.
+    pub auth: Option<String>,
 }
 
 /// What the glue does next.
@@ -100,6 +118,10 @@ pub enum Action {
     Deliver(Transaction),
     /// Flush, then start the TLS handshake; the 220 was the previous action.
     StartTls,
+    /// Check these credentials; answer with `accept_auth` when they are right, or with
+    /// `respond` (e.g. `Cause::AuthFailed`, `Cause::AuthTemporaryFailure`) when not. (A 2xx
+    /// through `respond` also succeeds, recording `login` as the client wrote it.)
+    Authenticate { mechanism: Mechanism, login: String, password: Password },
     /// Flush and close the connection.
     Close,
 }
@@ -117,6 +139,7 @@ enum Owed {
     Sender(ReversePath, MailParams),
     Recipient(Address, RcptParams),
     Delivery,
+    Auth(String),
 }
 
 #[derive(Debug)]
@@ -124,6 +147,8 @@ enum State {
     Command,
     Data(DataDecoder),
     Owed(Owed),
+    /// In an AUTH exchange: lines are SASL responses, not commands.
+    Sasl(Sasl),
     /// `StartTls` was emitted; waiting for `tls_established`.
     Tls,
     Closed,
@@ -143,6 +168,8 @@ pub struct ServerSession {
     helo: Option<String>,
     esmtp: bool,
     tls: bool,
+    /// The login of a successful AUTH.
+    authenticated: Option<String>,
     envelope: Option<Envelope>,
     bad_commands: u32,
     commands: u32,
@@ -151,7 +178,6 @@ pub struct ServerSession {
 impl ServerSession {
     pub fn new(config: ServerConfig) -> Self {
         ServerSession {
-            config,
             input: Vec::new(),
             start: 0,
             discarding: false,
@@ -159,10 +185,12 @@ impl ServerSession {
             state: State::Command,
             helo: None,
             esmtp: false,
-            tls: false,
+            tls: config.implicit_tls,
+            authenticated: None,
             envelope: None,
             bad_commands: 0,
             commands: 0,
+            config,
         }
     }
 
@@ -209,10 +237,15 @@ impl ServerSession {
                         return a;
                     }
                 }
-                State::Command => match self.take_line() {
+                State::Command | State::Sasl(_) => match self.take_line() {
                     Line::Complete(range) => {
                         let line = self.input[range].to_vec();
-                        if let Some(a) = self.handle_line(&line) {
+                        let action = if matches!(self.state, State::Sasl(_)) {
+                            self.sasl_line(&line)
+                        } else {
+                            self.handle_line(&line)
+                        };
+                        if let Some(a) = action {
                             return a;
                         }
                     }
@@ -223,8 +256,10 @@ impl ServerSession {
         }
     }
 
-    /// The answer to `CheckSender`, `CheckRecipient` or `Deliver`: 2xx accepts. The reply is
-    /// sent to the client as given. A 421 closes the session (RFC 5321 §3.8).
+    /// The answer to `CheckSender`, `CheckRecipient`, `Deliver` or `Authenticate`: 2xx
+    /// accepts. The reply is sent to the client as given. A 421 closes the session
+    /// (RFC 5321 §3.8). A failed AUTH counts as a bad command, so a client guessing
+    /// passwords is disconnected after `max_bad_commands`.
     pub fn respond(&mut self, reply: Reply) {
         if !matches!(self.state, State::Owed(_)) {
             return;
@@ -240,6 +275,15 @@ impl ServerSession {
             Owed::Recipient(to, params) if accepted => {
                 if let Some(e) = &mut self.envelope {
                     e.recipients.push((to, params));
+                }
+            }
+            Owed::Auth(login) if accepted => self.authenticated = Some(login),
+            Owed::Auth(_) if reply.code != 421 => {
+                self.bad_commands = self.bad_commands.saturating_add(1);
+                if self.bad_commands > self.config.max_bad_commands {
+                    let limit = self.config.max_bad_commands;
+                    self.reply(Cause::TooManyBadCommands { limit });
+                    return;
                 }
             }
             _ => {}
@@ -264,6 +308,7 @@ impl ServerSession {
         self.helo = None;
         self.esmtp = false;
         self.envelope = None;
+        self.authenticated = None;
         self.tls = true;
         self.state = State::Command;
     }
@@ -293,6 +338,12 @@ impl ServerSession {
 
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// The login the client authenticated as with AUTH, for the policy (who may relay, which
+    /// senders it may use) and the `Received:` field.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
     }
 
     /// Octets the session holds: unprocessed input plus message content being received.
@@ -351,8 +402,7 @@ impl ServerSession {
                 self.input.clear();
                 self.start = 0;
                 self.discarding = true;
-                let limit = self.config.max_line_length;
-                self.bad(Cause::LineTooLong { limit });
+                self.line_too_long();
                 return Line::Handled;
             }
             return Line::Incomplete;
@@ -368,11 +418,22 @@ impl ServerSession {
             return Line::Handled;
         }
         if end - begin > self.config.max_line_length {
-            let limit = self.config.max_line_length;
-            self.bad(Cause::LineTooLong { limit });
+            self.line_too_long();
             return Line::Handled;
         }
         Line::Complete(begin..end)
+    }
+
+    /// An over-long line: a command (`500 5.5.2`), or a SASL response, which also ends the
+    /// exchange (RFC 4954 §6 `500 5.5.6`).
+    fn line_too_long(&mut self) {
+        let limit = self.config.max_line_length;
+        if matches!(self.state, State::Sasl(_)) {
+            self.state = State::Command;
+            self.bad(Cause::AuthLineTooLong { limit });
+        } else {
+            self.bad(Cause::LineTooLong { limit });
+        }
     }
 
     fn handle_line(&mut self, line: &[u8]) -> Option<Action> {
@@ -401,6 +462,8 @@ impl ServerSession {
             Command::Mail { from, params } => {
                 if self.helo.is_none() {
                     self.bad(seq("send EHLO or HELO first"));
+                } else if self.config.require_auth && self.authenticated.is_none() {
+                    self.bad(Cause::AuthRequired { tls: self.tls });
                 } else if self.envelope.is_some() {
                     self.bad(seq("a transaction is already open; send RSET to start over"));
                 } else if params.size.is_some_and(|s| s > self.config.max_message_size) {
@@ -457,6 +520,7 @@ impl ServerSession {
                     self.start = 0;
                 }
             }
+            Command::Auth { mechanism, initial } => return self.auth(&mechanism, initial.as_deref()),
         }
         None
     }
@@ -480,6 +544,10 @@ impl ServerSession {
         let mut k = vec!["PIPELINING".to_string(), format!("SIZE {}", self.config.max_message_size)];
         if self.config.starttls && !self.tls {
             k.push("STARTTLS".into());
+        }
+        if self.config.auth && self.tls && self.authenticated.is_none() {
+            let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
+            k.push(format!("AUTH {}", names.join(" ")));
         }
         for s in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {
             k.push(s.into());
@@ -528,6 +596,7 @@ impl ServerSession {
                     mail_params: envelope.params,
                     recipients: envelope.recipients,
                     data,
+                    auth: self.authenticated.clone(),
                 }))
             }
         }
@@ -541,6 +610,10 @@ enum Line {
     Handled,
     Incomplete,
 }
+
+#[path = "server_auth.rs"]
+mod auth;
+use auth::Sasl;
 
 #[cfg(test)]
 #[path = "server_tests.rs"]

@@ -1,5 +1,7 @@
 use super::*;
+use crate::cause::Cause;
 use crate::reply::EnhancedStatus;
+use crate::sasl::Mechanism;
 
 fn session(config: ServerConfig) -> ServerSession {
     let mut s = ServerSession::new(config);
@@ -124,4 +126,93 @@ fn timeout_and_shutdown_close() {
     let mut s = session(ServerConfig::default());
     assert_eq!(s.shutdown().code, 421);
     assert_eq!(s.next_action(), Action::Close);
+}
+
+fn submission(max_bad_commands: u32) -> ServerSession {
+    let config = ServerConfig {
+        implicit_tls: true,
+        auth: true,
+        require_auth: true,
+        max_bad_commands,
+        ..ServerConfig::default()
+    };
+    session(config)
+}
+
+#[test]
+fn auth_asks_the_glue_and_records_the_login() {
+    let mut s = submission(20);
+    s.push_input(b"EHLO c\r\nAUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\nMAIL FROM:<tim@x.y>\r\n");
+    assert!(matches!(s.next_action(), Action::Reply(_)));
+    let Action::Authenticate { mechanism, login, password } = s.next_action() else { panic!() };
+    assert_eq!((mechanism, login.as_str(), password.expose()), (Mechanism::Plain, "tim", "tanstaaftanstaaf"));
+    assert!(!format!("{:?}", Action::Authenticate { mechanism, login, password }).contains("tanstaaf"));
+    assert_eq!(s.next_action(), Action::ReadMore, "MAIL waits for the answer");
+    assert_eq!(s.authenticated(), None);
+    s.accept_auth("tim@example.org".into());
+    assert_eq!(s.authenticated(), Some("tim@example.org"));
+    s.accept_auth("stray".into());
+    assert_eq!(s.authenticated(), Some("tim@example.org"), "a stray answer is ignored");
+    let acts = drain(&mut s);
+    assert_eq!(codes(&acts), [235, 250]);
+}
+
+#[test]
+fn failed_auth_counts_as_a_bad_command() {
+    let mut s = submission(2);
+    s.push_input(b"EHLO c\r\n");
+    drain(&mut s);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        s.push_input(b"AUTH PLAIN AHRpbQB3cm9uZw==\r\n");
+        loop {
+            match s.next_action() {
+                Action::Authenticate { .. } => s.respond(Cause::AuthFailed.reply()),
+                Action::Reply(r) => got.push(r.code),
+                _ => break,
+            }
+        }
+    }
+    assert_eq!(got, [535, 535, 421]);
+    assert_eq!(s.next_action(), Action::Close);
+    assert_eq!(s.authenticated(), None);
+}
+
+#[test]
+fn a_temporary_failure_is_passed_on_and_auth_may_be_retried() {
+    let mut s = submission(20);
+    s.push_input(b"EHLO c\r\nAUTH LOGIN dGlt\r\ncHc=\r\n");
+    let mut n = 0;
+    loop {
+        match s.next_action() {
+            Action::Authenticate { login, .. } if n == 0 => {
+                assert_eq!(login, "tim");
+                n += 1;
+                s.respond(Cause::AuthTemporaryFailure { detail: "store".into() }.reply());
+            }
+            Action::ReadMore => break,
+            Action::Reply(_) => {}
+            a => panic!("{a:?}"),
+        }
+    }
+    s.push_input(b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n");
+    assert!(matches!(s.next_action(), Action::Authenticate { .. }));
+    s.respond(Cause::AuthSucceeded.reply());
+    assert_eq!(s.authenticated(), Some("tim"));
+}
+
+#[test]
+fn starttls_drops_nothing_auth_needs_and_auth_is_offered_only_in_tls() {
+    let config = ServerConfig { starttls: true, auth: true, ..ServerConfig::default() };
+    let mut s = session(config);
+    s.push_input(b"EHLO c\r\n");
+    let Some(Action::Reply(r)) = drain(&mut s).first().cloned() else { panic!() };
+    assert!(!r.lines.iter().any(|l| l.starts_with("AUTH")), "{r:?}");
+    s.push_input(b"AUTH LOGIN\r\nSTARTTLS\r\n");
+    let acts = drain(&mut s);
+    assert_eq!(codes(&acts), [538, 220]);
+    s.tls_established();
+    s.push_input(b"EHLO c\r\n");
+    let Some(Action::Reply(r)) = drain(&mut s).first().cloned() else { panic!() };
+    assert!(r.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"), "{r:?}");
 }

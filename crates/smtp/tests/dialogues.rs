@@ -15,7 +15,9 @@
 //!
 //! The server's greeting comes first. The policy: every sender is accepted; recipients are
 //! accepted unless the local part starts with `unknown` (550 5.1.1); deliveries are queued
-//! as `TESTID`. `DIALOGUE_BLESS=1` prints the actual transcripts.
+//! as `TESTID`, and `* DELIVER` names the authenticated user as `auth=LOGIN`; AUTH succeeds
+//! for user `tim` with password `tanstaaftanstaaf` (RFC 4616 §4) and `* AUTH MECH user`
+//! records each check. `DIALOGUE_BLESS=1` prints the actual transcripts.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -80,6 +82,9 @@ fn configure(config: &mut ServerConfig, line: &str) -> Result<(), String> {
         "max_received_headers" => config.max_received_headers = value.parse().map_err(bad)?,
         "max_buffered_input" => config.max_buffered_input = value.parse().map_err(bad)?,
         "starttls" => config.starttls = value.parse().map_err(|_| format!("bad bool {value}"))?,
+        "implicit_tls" => config.implicit_tls = value.parse().map_err(|_| format!("bad bool {value}"))?,
+        "auth" => config.auth = value.parse().map_err(|_| format!("bad bool {value}"))?,
+        "require_auth" => config.require_auth = value.parse().map_err(|_| format!("bad bool {value}"))?,
         _ => return Err(format!("unknown config key {key:?}")),
     }
     Ok(())
@@ -119,14 +124,20 @@ impl Runner {
                         .iter()
                         .map(|(a, p)| format!("{}{}", a.to_path(), p.to_wire()))
                         .collect();
+                    let auth = tx.auth.as_deref().map(|a| format!(" auth={a}")).unwrap_or_default();
                     self.out.push(format!(
-                        "* DELIVER {}{} -> {}",
+                        "* DELIVER {}{} -> {}{auth}",
                         tx.from,
                         tx.mail_params.to_wire(),
                         to.join("; ")
                     ));
                     self.out.push(format!("* DATA {}", escape(&tx.data)).trim_end().to_string());
                     self.session.respond(Cause::Queued { id: "TESTID".into() }.reply());
+                }
+                Action::Authenticate { mechanism, login, password } => {
+                    self.out.push(format!("* AUTH {mechanism} {login}"));
+                    let ok = login == "tim" && password.expose() == "tanstaaftanstaaf";
+                    self.session.respond(if ok { Cause::AuthSucceeded } else { Cause::AuthFailed }.reply());
                 }
                 Action::StartTls => {
                     self.out.push("* STARTTLS".into());

@@ -4,6 +4,7 @@
 use homing_smtp::address::{AddressOptions, parse_path};
 use homing_smtp::data::{DataDecoder, DataStatus};
 use homing_smtp::params::{xtext_decode, xtext_encode};
+use homing_smtp::sasl::{self, MAX_FIELD, SaslError};
 use homing_smtp::{
     Action, CommandOptions, Reply, ReplyParser, ServerConfig, ServerSession, dot_stuff, parse_command,
 };
@@ -24,6 +25,13 @@ fn smtp_chunks() -> impl Strategy<Value = Vec<Vec<u8>>> {
         Just(b"..\r\n".to_vec()),
         Just(b"STARTTLS\r\n".to_vec()),
         Just(b"RSET\r\n".to_vec()),
+        Just(b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n".to_vec()),
+        Just(b"AUTH PLAIN\r\n".to_vec()),
+        Just(b"AUTH LOGIN dGlt\r\n".to_vec()),
+        Just(b"AUTH LOGIN\r\n".to_vec()),
+        Just(b"dGFuc3RhYWY=\r\n".to_vec()),
+        Just(b"*\r\n".to_vec()),
+        Just(b"AUTH PLAIN =\r\n".to_vec()),
         Just(b"\n".to_vec()),
         Just(b"\r".to_vec()),
         proptest::collection::vec(any::<u8>(), 0..80),
@@ -109,7 +117,13 @@ proptest! {
     }
 
     #[test]
-    fn server_never_panics_and_stays_bounded(chunks in smtp_chunks(), starttls: bool, accept: bool) {
+    fn server_never_panics_and_stays_bounded(
+        chunks in smtp_chunks(),
+        starttls: bool,
+        accept: bool,
+        auth: bool,
+        implicit_tls: bool,
+    ) {
         let config = ServerConfig {
             max_line_length: 64,
             max_message_size: 200,
@@ -119,6 +133,9 @@ proptest! {
             max_received_headers: 2,
             max_buffered_input: 512,
             starttls,
+            auth,
+            implicit_tls,
+            require_auth: auth,
             ..ServerConfig::default()
         };
         let bound = config.max_buffered_input + config.max_message_size as usize;
@@ -142,11 +159,49 @@ proptest! {
                     Action::CheckSender { .. } | Action::CheckRecipient { .. } | Action::Deliver(_) => {
                         s.respond(reply)
                     }
+                    Action::Authenticate { login, .. } => {
+                        prop_assert!(s.is_tls(), "credentials were read outside TLS");
+                        prop_assert!(!login.is_empty() && login.len() <= MAX_FIELD);
+                        s.respond(reply);
+                    }
                     Action::StartTls => s.tls_established(),
                     Action::Reply(r) => prop_assert!((200..600).contains(&r.code)),
                 }
                 prop_assert!(s.buffered_bytes() <= bound);
             }
         }
+    }
+
+    #[test]
+    fn sasl_base64_never_panics_and_round_trips(line in "[A-Za-z0-9+/=*. -]{0,200}", bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(decoded) = sasl::decode_base64(&line) {
+            prop_assert_eq!(sasl::encode_base64(&decoded), line);
+        }
+        prop_assert_eq!(sasl::decode_base64(&sasl::encode_base64(&bytes)), Ok(bytes));
+    }
+
+    #[test]
+    fn sasl_plain_never_panics(message in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..1200)) {
+        if let Ok(p) = sasl::parse_plain(&message) {
+            prop_assert!(!p.login.is_empty() && p.login.len() <= MAX_FIELD);
+            prop_assert!(!p.password.expose().is_empty() && p.password.expose().len() <= MAX_FIELD);
+        }
+        let _ = sasl::parse_login_user(&message);
+        let _ = sasl::parse_login_password(&message);
+    }
+
+    #[test]
+    fn sasl_plain_round_trips(authzid in "[^\\x00\r\n]{0,40}", login in "[^\\x00\r\n]{1,40}", password in "[^\\x00\r\n]{1,80}") {
+        let p = sasl::parse_plain(&sasl::encode_plain(&authzid, &login, &password))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(p.authzid, Some(authzid).filter(|a| !a.is_empty()));
+        prop_assert_eq!(p.login, login);
+        prop_assert_eq!(p.password.expose(), password.as_str());
+    }
+
+    #[test]
+    fn sasl_oversized_fields_are_refused(n in MAX_FIELD + 1..MAX_FIELD * 3) {
+        let m = sasl::encode_plain("", "tim", &"p".repeat(n));
+        prop_assert_eq!(sasl::parse_plain(&m).map(|_| ()), Err(SaslError::TooLong(sasl::Field::Password)));
     }
 }

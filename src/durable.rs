@@ -1,14 +1,14 @@
-//! The suppression file on disk: durable appends, atomic rewrites, the writers' lock, and
-//! the stamp that tells a reader the file changed.
+//! Small durable files (the suppression list, the user store): durable appends, atomic
+//! rewrites, the writers' lock, and the stamp that tells a reader the file changed.
 //!
-//! Writers (the server, `homing suppress`) hold an exclusive flock(2) on `<file>.lock`
-//! while they read, append or rewrite. Readers take no lock: an append becomes visible as
+//! Writers (the server, `homing suppress`, `homing user`) hold an exclusive flock(2) on
+//! `<file>.lock` while they read, append or rewrite. Readers take no lock: an append becomes visible as
 //! whole lines (a line without its newline yet is ignored), and a rewrite is a rename, so a
 //! reader sees the old file or the new one.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -85,8 +85,20 @@ pub fn append(path: &Path, line: &[u8]) -> io::Result<Stamp> {
 /// Replaces the file with `content`: write a temporary file, fsync it, rename it over the
 /// file, fsync the directory. A crash leaves the old file or the new one, never a mix.
 pub fn rewrite(path: &Path, content: &[u8]) -> io::Result<Stamp> {
+    rewrite_with_mode(path, content, 0o666)
+}
+
+/// [`rewrite`], the new file created with permission bits `mode` (less the umask): `0o600`
+/// for a file of secrets.
+pub fn rewrite_with_mode(path: &Path, content: &[u8], mode: u32) -> io::Result<Stamp> {
     let tmp = sibling(path, "tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    // A temporary file left by a crash keeps its old mode when opened: start afresh.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
     f.write_all(content)?;
     f.sync_all()?;
     drop(f);
