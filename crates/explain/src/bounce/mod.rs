@@ -579,8 +579,6 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
             Reason::Filtered
         }
         _ => match refine(x.reason, &x.rule, stage, status_seen, &all_text) {
-            // The server said something about this recipient, but nothing any rule knows:
-            // held for a person to read, unlike a notice with no words at all.
             // An `X-Unix` diagnostic is a local delivery program's result (Postfix pipe and
             // local, Sendmail's prog mailer): unless its words name a cause, it failed.
             Reason::Expired
@@ -592,6 +590,8 @@ pub fn explain_failure(report: &Report, f: &Failure) -> Finding {
             {
                 Reason::MailerError
             }
+            // The server said something about this recipient, but nothing any rule knows:
+            // held for a person to read, unlike a notice with no words at all.
             Reason::Undefined if f.in_notice || !f.diagnostic.trim().is_empty() => Reason::OnHold,
             other => other,
         },
